@@ -1,0 +1,19 @@
+"""The ``configurable-agents`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from configurable_agents.commands import config_cmd
+
+app = typer.Typer(
+    name="configurable-agents",
+    help="MLflow observability for LangChain / LangGraph workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(config_cmd.app, name="config")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

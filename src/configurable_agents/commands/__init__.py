@@ -1,0 +1,1 @@
+"""One module per CLI command group; ``configurable_agents.cli`` wires them together."""

@@ -1,0 +1,203 @@
+"""Validated configuration models, named as the seed ADR (ADR-011) names them.
+
+Config is validated at the edge (loader, handler constructor) and trusted inside.
+Every model rejects unknown keys so a typo such as ``experiment_nme`` fails loudly
+with a suggestion instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# Schemes MLflow's tracking client understands (plus the file store, handled specially).
+SUPPORTED_TRACKING_SCHEMES = frozenset(
+    {
+        "sqlite",
+        "postgresql",
+        "postgresql+psycopg2",
+        "postgresql+psycopg",
+        "mysql",
+        "mysql+pymysql",
+        "mssql",
+        "http",
+        "https",
+        "file",
+        "databricks",
+    }
+)
+
+_RUN_NAME_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, with a spelling hint."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        allowed = set(cls.model_fields)
+        for name, field in cls.model_fields.items():
+            if field.alias:
+                allowed.add(field.alias)
+        unknown = [k for k in data if isinstance(k, str) and k not in allowed]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            valid = ", ".join(sorted(allowed))
+            raise ValueError(f"unknown key '{key}'{hint}; valid keys are: {valid}")
+        return data
+
+
+def redact_uri(uri: str) -> str:
+    """Display form of a URI with any password or token replaced by ``***``."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if not parts.netloc or "@" not in parts.netloc:
+        return uri
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, sep, _secret = userinfo.partition(":")
+    masked = f"{user}:***" if sep else "***"
+    return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
+
+
+def uri_scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else ""
+
+
+class MLFlowConfig(StrictModel):
+    """The ``observability.mlflow`` block."""
+
+    enabled: bool = False
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    experiment_name: str = "configurable_agents"
+    run_name: str | None = Field(
+        default=None,
+        description="Template: {workflow_name}, {timestamp}, {date} and invocation metadata keys.",
+    )
+    log_artifacts: bool = True
+    log_system_metrics: bool = False
+    log_traces: bool = True
+    retention_days: int | None = Field(default=None, ge=1)
+    redact_pii: bool = False
+
+    # What the handler needs beyond the ADR.
+    async_logging: bool = True
+    flush_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    queue_size: int = Field(default=1000, ge=1)
+    max_param_chars: int = Field(default=6000, ge=100, le=6000)
+    max_artifact_bytes: int = Field(default=5_000_000, ge=1024)
+    tags: dict[str, str] = Field(default_factory=dict)
+    tag_metadata_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("tracking_uri is empty; use e.g. 'sqlite:///mlflow.db'")
+        scheme = uri_scheme(value)
+        if scheme and scheme not in SUPPORTED_TRACKING_SCHEMES:
+            raise ValueError(
+                f"unsupported tracking_uri scheme '{scheme}' in {redact_uri(value)!r}; use one of "
+                "sqlite:///path.db, postgresql://user:pass@host/db, http(s)://host:port, file:///dir"
+            )
+        return value
+
+    @field_validator("experiment_name")
+    @classmethod
+    def _check_experiment_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError(
+                "experiment_name is empty; give a name such as 'configurable_agents'"
+            )
+        return value
+
+    @field_validator("run_name")
+    @classmethod
+    def _check_run_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for field in _RUN_NAME_FIELD.findall(value):
+            if not field.isidentifier():
+                raise ValueError(
+                    f"run_name template field '{{{field}}}' is not a plain name; use e.g. "
+                    "'{workflow_name}_{timestamp}'"
+                )
+        return value
+
+    @property
+    def display_tracking_uri(self) -> str:
+        """The tracking URI safe to print: credentials masked."""
+        return redact_uri(self.tracking_uri)
+
+
+class ObservabilityConfig(StrictModel):
+    """Observability configuration (v0.1: MLflow only)."""
+
+    mlflow: MLFlowConfig | None = None
+
+
+class LLMConfig(StrictModel):
+    provider: Literal["google", "openai", "anthropic", "demo"] = "google"
+    model: str = "gemini-2.5-flash"
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class ExecutionConfig(StrictModel):
+    timeout: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+
+
+class GlobalConfig(StrictModel):
+    """The workflow file's ``config:`` block."""
+
+    llm: LLMConfig | None = None
+    execution: ExecutionConfig | None = None
+    observability: ObservabilityConfig | None = None
+
+    @property
+    def mlflow(self) -> MLFlowConfig | None:
+        return self.observability.mlflow if self.observability else None
+
+
+def resolved_mlflow(config: GlobalConfig | ObservabilityConfig | MLFlowConfig | None) -> MLFlowConfig:
+    """The MLflow block of any config level; a disabled default when absent."""
+    if isinstance(config, MLFlowConfig):
+        return config
+    if isinstance(config, GlobalConfig):
+        return config.mlflow or MLFlowConfig()
+    if isinstance(config, ObservabilityConfig):
+        return config.mlflow or MLFlowConfig()
+    return MLFlowConfig()
+
+
+def redacted_dump(model: BaseModel) -> dict[str, Any]:
+    """A JSON-ready dump of a config with every tracking URI's credentials masked."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: (redact_uri(v) if k == "tracking_uri" and isinstance(v, str) else walk(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(model.model_dump(mode="json"))

@@ -1,0 +1,39 @@
+"""Shared fixtures: one real sqlite MLflow store per session, one experiment per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+# Tests never touch the network: keep tiktoken and MLflow from trying.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+os.environ.pop("CONFIGURABLE_AGENTS_MLFLOW", None)
+for _var in list(os.environ):
+    if _var.startswith("CONFIGURABLE_AGENTS_MLFLOW_"):
+        os.environ.pop(_var)
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tracking URI of a sqlite store shared by the session (creating one takes ~1.5 s)."""
+    root: Path = tmp_path_factory.mktemp("mlflow-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments(max_results=1)  # create the schema once
+    yield uri
+
+
+@pytest.fixture
+def experiment_name(request: pytest.FixtureRequest) -> str:
+    """A unique experiment per test isolates tests that share the session store."""
+    return f"{request.node.name[:60]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def mlflow_client(mlflow_store: str) -> MlflowClient:
+    return MlflowClient(mlflow_store)
