@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from configurable_agents.commands import config_cmd
+from configurable_agents.commands import config_cmd, prices_cmd
 
 app = typer.Typer(
     name="configurable-agents",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.command("prices")(prices_cmd.prices)
 
 
 if __name__ == "__main__":  # pragma: no cover

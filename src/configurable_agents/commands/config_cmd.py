@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from configurable_agents.config import ConfigError, load_global_config, redacted_dump
 
@@ -22,6 +21,9 @@ def validate(
     try:
         config = load_global_config(file, env=env)
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]Invalid configuration[/red]\n{exc}", highlight=False)
+        # Plain echo, not rich: rich would parse '[...]' in user values as markup and wrap
+        # long 'file:line: path: message' lines mid-word.
+        typer.secho(f"Invalid configuration: {file}", fg=typer.colors.RED, err=True)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(json.dumps(redacted_dump(config), indent=2))

@@ -7,6 +7,7 @@ never sees a raw pydantic or YAML traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,11 +48,18 @@ class _LineLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = loader.construct_mapping(node, deep=True)
-    lines = {
-        key_node.value: key_node.start_mark.line + 1
-        for key_node, _ in node.value
-        if isinstance(key_node, yaml.ScalarNode)
-    }
+    lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        if key_node.value in lines:
+            # PyYAML keeps the last of two equal keys; a config must not silently lose one.
+            raise yaml.constructor.ConstructorError(
+                problem=f"duplicate key '{key_node.value}' (first on line "
+                f"{lines[key_node.value]}); keep only one",
+                problem_mark=key_node.start_mark,
+            )
+        lines[key_node.value] = key_node.start_mark.line + 1
     return _LinedDict(mapping, lines)
 
 
@@ -76,7 +84,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -95,12 +103,11 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     for part in loc:
         if isinstance(node, _LinedDict) and part in node.lines:
             line = node.lines[part]
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_mapping or in_list):
             break
+        node = node[part]
     return line
 
 
@@ -108,19 +115,51 @@ def format_validation_error(
     exc: ValidationError, *, source: str, data: Any = None, prefix: tuple[str, ...] = ()
 ) -> str:
     """One readable line per problem: ``file:line: field.path: message``."""
-    lines = []
+    lines: list[tuple[int, str]] = []
     for err in exc.errors(include_url=False):
         loc = prefix + tuple(err["loc"])
         path = ".".join(str(p) for p in loc) or "<root>"
-        line = _line_of(data, loc) if data is not None else None
+        # An unknown key is reported at its parent's path, but its line is the key's own.
+        key_loc = (*loc, err["ctx"]["key"]) if err["type"] == "unknown_key" else loc
+        line = _line_of(data, key_loc) if data is not None else None
         where = f"{source}:{line}" if line else source
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown key '{loc[-1]}'; remove it or check its spelling"
-        if isinstance(err.get("input"), str) and "tracking_uri" in path:
-            msg = msg.replace(err["input"], redact_uri(err["input"]))
-        lines.append(f"{where}: {path}: {msg}")
-    return "\n".join(lines)
+        value = err.get("input")
+        if isinstance(value, str):
+            msg = msg.replace(value, redact_uri(value))
+        if err["type"] in _SHOW_INPUT_TYPES and isinstance(value, _SCALARS):
+            shown = redact_uri(value) if isinstance(value, str) else value
+            msg = f"{msg} (got {shown!r})"
+        lines.append((line or 0, f"{where}: {path}: {msg}"))
+    # File order reads best: problems sorted by line (stable, so unlined ones keep their order).
+    return "\n".join(text for _, text in sorted(lines, key=lambda item: item[0]))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+# pydantic error types whose message does not repeat the offending value: we append it.
+_SHOW_INPUT_TYPES = frozenset(
+    {
+        "bool_parsing",
+        "bool_type",
+        "int_parsing",
+        "int_type",
+        "int_from_float",
+        "float_parsing",
+        "float_type",
+        "string_type",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "literal_error",
+        "dict_type",
+        "list_type",
+        "model_type",
+        "model_attributes_type",
+    }
+)
 
 
 def apply_env_overrides(
@@ -142,7 +181,11 @@ def apply_env_overrides(
         for field, var in names.items():
             msg = msg.replace(f": {field}:", f": {var}:")
         raise ConfigError(msg) from None
-    return config.model_copy(update={"observability": ObservabilityConfig(mlflow=mlflow_cfg)})
+    # Replace only the MLflow block: any other observability settings stay as loaded.
+    observability = (config.observability or ObservabilityConfig()).model_copy(
+        update={"mlflow": mlflow_cfg}
+    )
+    return config.model_copy(update={"observability": observability})
 
 
 def parse_global_config(
@@ -156,6 +199,30 @@ def parse_global_config(
         raise ConfigError(
             format_validation_error(exc, source=source, data=raw, prefix=prefix)
         ) from None
+
+
+def _reject_misplaced_keys(data: Mapping[str, Any], name: str) -> None:
+    """A file with no ``config:`` block must not hide a misspelt or misplaced one.
+
+    Without this, ``confg:``, a top-level ``observability:`` beside ``flow:``, or a bare
+    ``{"enabled": true}`` dict would silently load as the disabled default.
+    """
+    keys = [k for k in data if isinstance(k, str)]
+    nested = {"mlflow", *MLFlowConfig.model_fields}
+    for key in keys:
+        line = data.lines.get(key) if isinstance(data, _LinedDict) else None
+        where = f"{name}:{line}" if line else name
+        if key in GlobalConfig.model_fields:
+            raise ConfigError(f"{where}: {key}: belongs under the 'config:' block (config.{key})")
+        close = difflib.get_close_matches(key, ["config", *GlobalConfig.model_fields], 1, 0.8)
+        if close:
+            raise ConfigError(f"{where}: unknown top-level key '{key}' (did you mean {close[0]}?)")
+    if keys and set(keys) <= nested:
+        block = "config.observability" if "mlflow" in keys else "config.observability.mlflow"
+        raise ConfigError(
+            f"{name}: keys {', '.join(sorted(keys))} belong under '{block}'; nest them there "
+            "(or pass an MLFlowConfig / GlobalConfig object)"
+        )
 
 
 def load_global_config(
@@ -175,9 +242,11 @@ def load_global_config(
     if "config" in data and isinstance(data.get("config"), Mapping | type(None)):
         config = parse_global_config(data.get("config"), source=name, raw=data, prefix=("config",))
     elif "config" in data:
-        raise ConfigError(f"{name}: config: expected a mapping, got {type(data['config']).__name__}")
+        got = type(data["config"]).__name__
+        raise ConfigError(f"{name}: config: expected a mapping of settings, got {got}")
     elif set(data) <= set(GlobalConfig.model_fields):
         config = parse_global_config(data, source=name, raw=data)
     else:
+        _reject_misplaced_keys(data, name)
         config = GlobalConfig()
     return apply_env_overrides(config) if env else config

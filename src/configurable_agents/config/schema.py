@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -34,12 +34,19 @@ SUPPORTED_TRACKING_SCHEMES = frozenset(
 )
 
 _RUN_NAME_FIELD = re.compile(r"\{([^{}]*)\}")
+_HOST_PORT = re.compile(r"^([^@/\s]+@)?[\w.\-]+:\d+(/.*)?$")
+_ARTIFACT_SCHEME_HINT = {
+    scheme: f" ({scheme}:// is an artifact store, not a tracking backend: run `mlflow server "
+    f"--artifacts-destination {scheme}://...` and set tracking_uri to its http(s) address)"
+    for scheme in ("s3", "gs", "wasbs", "abfss", "hdfs")
+}
 
 
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, with a spelling hint."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # hide_input_in_errors: a raw ValidationError must never echo a tracking URI's password.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -47,7 +54,7 @@ class StrictModel(BaseModel):
         if not isinstance(data, dict):
             return data
         allowed = set(cls.model_fields)
-        for name, field in cls.model_fields.items():
+        for field in cls.model_fields.values():
             if field.alias:
                 allowed.add(field.alias)
         unknown = [k for k in data if isinstance(k, str) and k not in allowed]
@@ -56,22 +63,37 @@ class StrictModel(BaseModel):
             close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             valid = ", ".join(sorted(allowed))
-            raise ValueError(f"unknown key '{key}'{hint}; valid keys are: {valid}")
+            # A typed error carrying the key lets the loader point at the key's own YAML line.
+            raise PydanticCustomError(
+                "unknown_key",
+                "unknown key '{key}'{hint}; valid keys are: {valid}",
+                {"key": key, "hint": hint, "valid": valid},
+            )
         return data
 
 
+# Userinfo runs to the LAST '@' (greedy), so a password holding '/', '#', '?' or '@' stays
+# hidden; a path with '@' and no userinfo is over-masked, which is the safe direction.
+_URI_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)?(?P<userinfo>[^\s]*)@")
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|pwd|token|access_token|secret|api_key|apikey)=)[^&;#]*",
+    re.IGNORECASE,
+)
+
+
 def redact_uri(uri: str) -> str:
-    """Display form of a URI with any password or token replaced by ``***``."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if not parts.netloc or "@" not in parts.netloc:
-        return uri
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, sep, _secret = userinfo.partition(":")
+    """Display form of a URI with any password or token replaced by ``***``.
+
+    Masks the password of ``user:pass@`` (a lone ``token@`` entirely) and secret-looking
+    query parameters (``?password=...``), as libpq and HTTP URIs may carry either.
+    """
+    text = _SECRET_QUERY.sub(lambda m: f"{m['key']}***", uri)
+    match = _URI_USERINFO.match(text)
+    if not match:
+        return text
+    user, sep, _secret = match["userinfo"].partition(":")
     masked = f"{user}:***" if sep else "***"
-    return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
+    return f"{match['scheme'] or ''}{masked}@{text[match.end():]}"
 
 
 def uri_scheme(uri: str) -> str:
@@ -102,6 +124,11 @@ class MLFlowConfig(StrictModel):
     max_artifact_bytes: int = Field(default=5_000_000, ge=1024)
     tags: dict[str, str] = Field(default_factory=dict)
     tag_metadata_keys: list[str] = Field(default_factory=list)
+    pricing: dict[str, Any] | str | None = Field(
+        default=None,
+        description="Your prices (USD per 1M tokens): a mapping or a YAML file path; "
+        "they win over the built-in tables.",
+    )
 
     @field_validator("tracking_uri")
     @classmethod
@@ -114,6 +141,13 @@ class MLFlowConfig(StrictModel):
             raise ValueError(
                 f"unsupported tracking_uri scheme '{scheme}' in {redact_uri(value)!r}; use one of "
                 "sqlite:///path.db, postgresql://user:pass@host/db, http(s)://host:port, file:///dir"
+                + _ARTIFACT_SCHEME_HINT.get(scheme, "")
+            )
+        if not scheme and _HOST_PORT.match(value):
+            # 'localhost:5000' would silently become a local directory of that name.
+            raise ValueError(
+                f"tracking_uri {redact_uri(value)!r} has no scheme, so MLflow would treat it as a "
+                f"local directory; did you mean {redact_uri('http://' + value)!r}?"
             )
         return value
 
@@ -176,7 +210,9 @@ class GlobalConfig(StrictModel):
         return self.observability.mlflow if self.observability else None
 
 
-def resolved_mlflow(config: GlobalConfig | ObservabilityConfig | MLFlowConfig | None) -> MLFlowConfig:
+def resolved_mlflow(
+    config: GlobalConfig | ObservabilityConfig | MLFlowConfig | None,
+) -> MLFlowConfig:
     """The MLflow block of any config level; a disabled default when absent."""
     if isinstance(config, MLFlowConfig):
         return config

@@ -1,0 +1,92 @@
+"""``configurable-agents prices MODEL [--provider P] [--prices FILE]``.
+
+Shows the per-1M-token prices the cost estimator would apply to MODEL: which
+source won (user / override / genai-prices), which name matched after
+normalisation, and the long-context tiers. Exit code 1 when the model is unpriced.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from configurable_agents.config.loader import ConfigError
+from configurable_agents.observability.cost_estimator import PriceBook, TokenPrices
+
+_COLUMNS = (
+    ("input", "Input"),
+    ("cache_read", "Cache read"),
+    ("cache_write", "Write 5m"),
+    ("cache_write_1h", "Write 1h"),
+    ("output", "Output"),
+    ("input_audio", "Audio in"),
+    ("output_audio", "Audio out"),
+)
+
+
+def _fmt(value: Decimal | None, fallback: Decimal | None) -> str:
+    if value is None:
+        return f"[dim]{_money(fallback)}[/dim]" if fallback is not None else "-"
+    return _money(value)
+
+
+def _money(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value.normalize():f}"
+
+
+def _row(prices: TokenPrices) -> list[str]:
+    # A missing price is billed like its fallback (shown dimmed): see cost_estimator.
+    fallbacks = {
+        "cache_read": prices.input,
+        "cache_write": prices.input,
+        "cache_write_1h": prices.cache_write if prices.cache_write is not None else prices.input,
+        "input_audio": prices.input,
+        "output_audio": prices.output,
+    }
+    return [_fmt(getattr(prices, key), fallbacks.get(key)) for key, _ in _COLUMNS]
+
+
+def prices(
+    model: str = typer.Argument(..., help="Model name as your app uses it, e.g. gpt-4o."),
+    provider: str | None = typer.Option(None, "--provider", "-p",
+                                        help="Provider, e.g. openai, anthropic, google, bedrock."),
+    prices_file: Path | None = typer.Option(None, "--prices",
+                                            help="Your price file (YAML, USD per 1M tokens)."),
+) -> None:
+    """Show the resolved per-1M-token prices, tiers and source for MODEL."""
+    console = Console()
+    try:
+        book = PriceBook(prices_file)
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[red]Invalid price file[/red]\n{exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    pricing = book.resolve(model, provider)
+    if pricing is None:
+        Console(stderr=True).print(
+            f"[yellow]No price known for {model!r}[/yellow]: calls are logged as unpriced. "
+            "Add it to a price file (see docs/OBSERVABILITY.md, 'How cost is computed').",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
+    where = f" via {pricing.provider}" if pricing.provider else ""
+    table = Table(
+        title=f"{model} -> {pricing.matched} ({pricing.source}{where}), USD per 1M tokens",
+        title_justify="left",
+    )
+    table.add_column("Input size", no_wrap=True)
+    for _, header in _COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_row("base", *_row(pricing.base))
+    for tier in pricing.tiers:
+        table.add_row(f"> {tier.above:,}", *_row(tier.prices))
+    console.print(table)
+    if pricing.tiers:
+        console.print("A tier prices the whole request once its input tokens exceed the "
+                      "threshold.", style="dim")
+    console.print("Dimmed: no own price; billed at the input/output price shown.", style="dim")

@@ -1,0 +1,169 @@
+"""Write RunPlans to MLflow through ``MlflowClient`` only (never MLflow internals or its DB).
+
+Each run costs four backend calls: create_run (with tags), log_batch (params,
+metrics; chunked within MLflow's per-call limits), one artifact upload for all
+its files, set_terminated with the workflow's real end time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from configurable_agents.observability.assemble import KIND_TAG, RunPlan
+from configurable_agents.observability.tracking import prepare_tracking_uri
+
+# MLflow's log_batch limits per call.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+class MlflowWriter:
+    """Thread-safe facade: experiments cached by name; one client per writer."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = prepare_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self._experiments: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # ---- experiments ----------------------------------------------------------------------
+
+    def experiment_id(self, name: str, tags: dict[str, str] | None = None) -> str:
+        cached = self._experiments.get(name)
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._experiments.get(name)
+            if cached is not None:
+                return cached
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                try:
+                    experiment_id = self.client.create_experiment(
+                        name,
+                        artifact_location=_default_artifact_location(self.tracking_uri, name),
+                        tags=tags,
+                    )
+                except MlflowException:
+                    # Another process created it first.
+                    experiment = self.client.get_experiment_by_name(name)
+                    if experiment is None:
+                        raise
+                    experiment_id = experiment.experiment_id
+            else:
+                if experiment.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(experiment.experiment_id)
+                experiment_id = experiment.experiment_id
+            self._experiments[name] = experiment_id
+            return experiment_id
+
+    # ---- runs ----------------------------------------------------------------------------
+
+    def create_run(
+        self, experiment_id: str, plan: RunPlan, parent_run_id: str | None = None
+    ) -> str:
+        tags = dict(plan.tags)
+        if parent_run_id is not None:
+            tags[PARENT_TAG] = parent_run_id
+        run = self.client.create_run(
+            experiment_id, start_time=plan.start_ms, tags=tags, run_name=plan.run_name
+        )
+        return run.info.run_id
+
+    def complete_run(self, run_id: str, plan: RunPlan, *, tags_already_set: bool = True) -> None:
+        """Log params, metrics (and tags if needed), artifacts, then terminate the run."""
+        timestamp = plan.end_ms
+        metrics = [Metric(k, float(v), timestamp, 0) for k, v in plan.metrics.items()]
+        params = [Param(k, v) for k, v in plan.params.items()]
+        tags = [] if tags_already_set else [RunTag(k, v) for k, v in plan.tags.items()]
+        for m, p, t in _batches(metrics, params, tags):
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
+        if plan.artifacts:
+            self._log_artifacts(run_id, plan.artifacts)
+        self.client.set_terminated(run_id, status=plan.status, end_time=plan.end_ms)
+
+    def update_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        items = [RunTag(k, v) for k, v in tags.items()]
+        for _, _, t in _batches([], [], items):
+            self.client.log_batch(run_id, tags=t, synchronous=True)
+
+    def _log_artifacts(self, run_id: str, artifacts: dict[str, str]) -> None:
+        with tempfile.TemporaryDirectory(prefix="ca-artifacts-") as tmp:
+            root = Path(tmp)
+            for rel, text in artifacts.items():
+                path = root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8", errors="surrogatepass")
+            self.client.log_artifacts(run_id, str(root))
+
+    def write_tree(self, experiment_id: str, plan: RunPlan, parent_run_id: str | None) -> str:
+        """Write ``plan`` and all its children; returns the parent's MLflow run id.
+
+        ``parent_run_id`` is a run created earlier (at workflow start) to complete.
+        """
+        if parent_run_id is None:
+            parent_run_id = self.create_run(experiment_id, plan)
+            self.complete_run(parent_run_id, plan)
+        else:
+            self.complete_run(parent_run_id, plan, tags_already_set=False)
+        self._write_children(experiment_id, plan, parent_run_id)
+        return parent_run_id
+
+    def _write_children(self, experiment_id: str, plan: RunPlan, parent_run_id: str) -> None:
+        for child in plan.children:
+            child_id = self.create_run(experiment_id, child, parent_run_id)
+            self.complete_run(child_id, child)
+            self._write_children(experiment_id, child, child_id)
+
+    def find_parent_run(self, experiment_id: str, langchain_run_id: str) -> Any:
+        """The parent run already written for a LangChain root run id, if any (idempotency)."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.langchain_run_id = '{langchain_run_id}' and tags.`{KIND_TAG}` = 'workflow'"
+            ),
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+
+def _batches(
+    metrics: list[Metric], params: list[Param], tags: list[RunTag]
+) -> Iterator[tuple[list[Metric], list[Param], list[RunTag]]]:
+    """Split entities so each log_batch call stays within MLflow's limits."""
+    while metrics or params or tags:
+        p, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
+        t, tags = tags[:MAX_TAGS_PER_BATCH], tags[MAX_TAGS_PER_BATCH:]
+        room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
+        m, metrics = metrics[:room], metrics[room:]
+        yield m, p, t
+
+
+def _default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
+    """Keep a sqlite store's artifacts beside its database, not in the process's cwd."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db_path = Path(urlsplit(tracking_uri).path)
+    if tracking_uri.startswith("sqlite:////"):
+        db_path = Path("/" + str(db_path).lstrip("/"))
+    else:
+        db_path = Path(tracking_uri[len("sqlite:///") :])
+    root = db_path.resolve().parent / "mlartifacts"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment_name)
+    return (root / f"{safe}-{int(time.time() * 1000)}-{os.getpid()}").as_uri()
