@@ -436,3 +436,60 @@ def test_custom_node_metrics_and_node_metadata(mlflow_store, experiment_name, ml
     assert parent.data.params["prompts_sha"] == "fff"
     assert parent.data.tags["demo_model"] == "true"
     assert node.data.tags["demo_model"] == "true"
+
+
+def test_log_system_metrics_attaches_mlflow_monitor(mlflow_store, experiment_name, mlflow_client):
+    import time
+
+    def slow(state: State) -> State:
+        time.sleep(2.5)
+        return {"text": "done"}
+
+    handler = make_handler(mlflow_store, experiment_name, log_system_metrics=True)
+    one_node_graph(slow).invoke({}, config={"callbacks": [handler]})
+    assert handler.flush(60)
+    (parent,), _ = runs_of(mlflow_client, experiment_name)
+    system = [k for k in parent.data.metrics if k.startswith("system/")]
+    assert "system/cpu_utilization_percentage" in system
+    assert parent.info.status == "FINISHED"
+
+
+def test_env_flag_attaches_handler_with_zero_code(tmp_path):
+    """CONFIGURABLE_AGENTS_MLFLOW=true: a plain script, no handler in sight, lands in MLflow."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        from typing import TypedDict
+        from langgraph.graph import END, START, StateGraph
+        from tests.fakes import repeating
+
+        class S(TypedDict, total=False):
+            text: str
+
+        model = repeating("hello", 21, 7)
+        g = StateGraph(S)
+        g.add_node("greet", lambda s: {"text": model.invoke("hi").content})
+        g.add_edge(START, "greet")
+        g.add_edge("greet", END)
+        print(g.compile().invoke({}))
+    """))
+    db = tmp_path / "zero.db"
+    env = {
+        **os.environ,
+        "CONFIGURABLE_AGENTS_MLFLOW": "true",
+        "CONFIGURABLE_AGENTS_MLFLOW_TRACKING_URI": f"sqlite:///{db}",
+        "CONFIGURABLE_AGENTS_MLFLOW_EXPERIMENT_NAME": "zero-code",
+        "PYTHONPATH": os.getcwd(),
+    }
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hello" in proc.stdout
+    client = MlflowClient(f"sqlite:///{db}")
+    (parent,), (node,) = runs_of(client, "zero-code")
+    assert parent.data.metrics["total_input_tokens"] == 21
+    assert node.data.params["node_id"] == "greet"

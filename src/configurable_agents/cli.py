@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from configurable_agents.commands import config_cmd, prices_cmd
+from configurable_agents.commands import config_cmd, prices_cmd, run_cmd
 
 app = typer.Typer(
     name="configurable-agents",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.command("prices")(prices_cmd.prices)
+run_cmd.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,6 +78,7 @@ class Exporter:
         self._assembler: Assembler | None = None
         self._redact: Any = None
         self._run_ids: dict[str, str] = {}
+        self._monitors: dict[str, Any] = {}
         self.last_run_id: str | None = None
         self._closed = False
         if config.enabled:
@@ -109,7 +110,13 @@ class Exporter:
 
     def workflow_started(self, workflow: WorkflowRecord, handler: MLflowCallbackHandler) -> None:
         """Async mode creates the parent run early so long workflows are visible while running."""
-        if not self.config.async_logging or not self.config.enabled:
+        if not self.config.enabled:
+            return
+        if not self.config.async_logging:
+            if self.config.log_system_metrics:
+                # The monitor needs the run now; sync mode accepts I/O on the caller.
+                self._safe_start(_Job("start", workflow, _options(handler),
+                                      self.config.experiment_name))
             return
         self._enqueue(
             _Job("start", workflow, _options(handler), self.config.experiment_name), count=False
@@ -196,11 +203,42 @@ class Exporter:
                 plan.tags = {k: self._redact(v) for k, v in plan.tags.items()}
             workflow.experiment_id = experiment_id
             workflow.mlflow_run_id = self._writer.create_run(experiment_id, plan)
+            if self.config.log_system_metrics:
+                self._start_system_metrics(workflow)
         except Exception as exc:
             self.record_internal_error("export:start", exc)
 
+    def _start_system_metrics(self, workflow: WorkflowRecord) -> None:
+        """MLflow's own CPU/memory/disk monitor, attached to the parent run while it runs."""
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            self._log_once(
+                "system_metrics",
+                "log_system_metrics: true needs psutil; install it with "
+                "pip install 'configurable-agents[system-metrics]'. System metrics are off.",
+            )
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(
+            workflow.mlflow_run_id, sampling_interval=1, samples_before_logging=1,
+            tracking_uri=self._writer.tracking_uri if self._writer else None,
+        )
+        monitor.start()
+        self._monitors[str(workflow.run_id)] = monitor
+
+    def _stop_system_metrics(self, workflow: WorkflowRecord) -> None:
+        monitor = self._monitors.pop(str(workflow.run_id), None)
+        if monitor is not None:
+            try:
+                monitor.finish()
+            except Exception as exc:  # noqa: BLE001
+                self.record_internal_error("system_metrics", exc)
+
     def _finish(self, job: _Job) -> None:
         workflow = job.workflow
+        self._stop_system_metrics(workflow)
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
             if delay:
                 time.sleep(delay)

@@ -1,0 +1,172 @@
+"""``configurable-agents run FILE`` and ``configurable-agents validate FILE``.
+
+Both are top-level commands, so this module exposes :func:`register` rather than
+a sub-app: ``run_cmd.register(app)`` in ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from configurable_agents.config.loader import ConfigError
+from configurable_agents.config.workflow import WorkflowConfig, load_workflow
+from configurable_agents.runtime.executor import (
+    NodeOutputError,
+    WorkflowInputError,
+    WorkflowResult,
+    WorkflowTimeoutError,
+    run_workflow_from_config,
+)
+from configurable_agents.runtime.providers import ProviderError, demo_requested, provider_problem
+
+_err = Console(stderr=True, highlight=False)
+
+
+def parse_inputs(
+    workflow: WorkflowConfig, pairs: list[str], input_file: Path | None
+) -> dict[str, Any]:
+    """``--input-file`` values, then ``--input key=value`` on top.
+
+    A ``key=value`` for a non-``str`` field is read as JSON when it parses
+    (``--input tags='["a","b"]'``, ``--input n=3``), so the state model can check it.
+    """
+    values: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            loaded = json.loads(input_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorkflowInputError(f"--input-file {input_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise WorkflowInputError(f"--input-file {input_file}: expected a JSON object")
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise WorkflowInputError(f"--input {pair!r}: expected key=value")
+        field = workflow.state.fields.get(key)
+        value: Any = raw
+        if field is not None and field.type != "str":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        values[key] = value
+    return values
+
+
+def summary_line(result: WorkflowResult) -> str:
+    """One line: tokens, cost, duration, MLflow run id (or why there are none)."""
+    demo = " [demo model: estimated cost, no real spend]" if result.demo else ""
+    s = result.summary
+    if s is None:
+        return (
+            f"{result.workflow_name} {result.workflow_version}: {result.duration_s:.2f}s; "
+            "observability off (set config.observability.mlflow.enabled: true for tokens, "
+            f"cost and an MLflow run){demo}"
+        )
+    cost = "unpriced" if s.cost_usd is None else f"${s.cost_usd:.6f}"
+    return (
+        f"{result.workflow_name} {result.workflow_version}: {s.status} | tokens "
+        f"{s.input_tokens} in / {s.output_tokens} out | cost {cost} | {s.duration_s:.2f}s | "
+        f"MLflow run {s.run_id}{demo}"
+    )
+
+
+def _result_json(result: WorkflowResult) -> str:
+    summary = result.summary
+    return json.dumps(
+        {
+            "workflow": {"name": result.workflow_name, "version": result.workflow_version},
+            "outputs": result.outputs,
+            "run": {
+                "mlflow_run_id": result.run_id,
+                "duration_s": round(result.duration_s, 3),
+                "demo_model": result.demo,
+                "input_tokens": summary.input_tokens if summary else None,
+                "output_tokens": summary.output_tokens if summary else None,
+                "cost_usd": summary.cost_usd if summary else None,
+                "status": summary.status if summary else "FINISHED",
+            },
+        },
+        indent=2,
+        default=str,
+        ensure_ascii=False,
+    )
+
+
+def _fail(title: str, exc: BaseException, code: int) -> typer.Exit:
+    notes = "".join(f"\n{n}" for n in getattr(exc, "__notes__", []))
+    _err.print(f"[red]{title}[/red]\n{exc}{notes}", soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+def run(
+    file: Path = typer.Argument(..., help="Workflow YAML file."),
+    inputs: list[str] = typer.Option(
+        [], "--input", "-i", help="State input as key=value (repeatable)."
+    ),
+    input_file: Path | None = typer.Option(None, "--input-file", help="JSON object of inputs."),
+    output: str = typer.Option("text", "--output", "-o", help="text or json."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Use the offline demo model (also CONFIGURABLE_AGENTS_DEMO=1)."
+    ),
+) -> None:
+    """Run a workflow and print its outputs and a one-line run summary."""
+    if output not in ("text", "json"):
+        raise _fail("Invalid option", ValueError("--output must be 'text' or 'json'"), 2)
+    try:
+        workflow = load_workflow(file)
+        values = parse_inputs(workflow, inputs, input_file)
+        result = run_workflow_from_config(workflow, values, demo=demo or None)
+    except ConfigError as exc:
+        raise _fail("Invalid workflow", exc, 1) from None
+    except WorkflowInputError as exc:
+        raise _fail("Invalid inputs", exc, 2) from None
+    except ProviderError as exc:
+        raise _fail("Provider not available", exc, 1) from None
+    except (NodeOutputError, WorkflowTimeoutError) as exc:
+        raise _fail("Workflow failed", exc, 1) from None
+    if output == "json":
+        typer.echo(_result_json(result))
+        return
+    for name, value in result.node_outputs.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        typer.echo(f"== {name} ==\n{text}\n")
+    typer.echo(summary_line(result))
+
+
+def validate(file: Path = typer.Argument(..., help="Workflow YAML file.")) -> None:
+    """Check a workflow file (schema and references) without running it."""
+    try:
+        workflow = load_workflow(file)
+    except ConfigError as exc:
+        raise _fail("Invalid workflow", exc, 1) from None
+    mlflow_cfg = workflow.config.mlflow
+    observability = (
+        f"mlflow on ({mlflow_cfg.display_tracking_uri}, experiment {mlflow_cfg.experiment_name})"
+        if mlflow_cfg and mlflow_cfg.enabled
+        else "off"
+    )
+    typer.echo(
+        f"OK {file}: {workflow.flow.name} {workflow.flow.version}, "
+        f"{len(workflow.nodes)} nodes ({', '.join(n.id for n in workflow.nodes)}), "
+        f"required inputs: {', '.join(workflow.required_inputs) or 'none'}, "
+        f"observability: {observability}"
+    )
+    if not demo_requested():
+        providers = sorted({workflow.node_llm(n).provider for n in workflow.nodes})
+        for provider in providers:
+            if problem := provider_problem(provider):
+                _err.print(f"[yellow]note:[/yellow] {problem}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``validate`` to the top-level CLI."""
+    app.command("run")(run)
+    app.command("validate")(validate)

@@ -1,0 +1,193 @@
+"""``make demo``: the whole product in one command, offline.
+
+Runs the article writer a few times on prompt version 1.0.0 and 2.0.0 with the
+demo model (priced as the configured gemini-2.5-flash, tagged ``demo_model``),
+logging to ``sqlite:///mlflow.db`` in the current directory through one shared
+MLflow handler, then reads the runs back from MLflow and prints them, with the
+command that opens the MLflow UI on them.
+
+    python -m configurable_agents.demo [--runs 3] [--tracking-uri sqlite:///mlflow.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from configurable_agents.config.schema import (
+    DEFAULT_TRACKING_URI,
+    MLFlowConfig,
+    ObservabilityConfig,
+)
+from configurable_agents.config.workflow import WorkflowConfig, load_workflow
+from configurable_agents.runtime.executor import WorkflowResult, run_workflow_from_config
+
+EXPERIMENT = "article_writer"
+WORKFLOW_FILES = ("article_writer.yaml", "article_writer_v2.yaml")
+TOPICS = (
+    "AI agents in healthcare",
+    "Observability for LLM applications",
+    "Small language models on the edge",
+    "Retrieval-augmented generation",
+    "Prompt versioning in production",
+)
+
+# Wide enough for the run table when piped (rich assumes 80 columns off a terminal).
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def examples_dir() -> Path:
+    """``examples/`` of a source checkout (the package's repo, else the cwd)."""
+    for candidate in (Path(__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"):
+        if (candidate / WORKFLOW_FILES[0]).is_file():
+            return candidate
+    raise FileNotFoundError(
+        "examples/article_writer.yaml not found; run the demo from a source checkout"
+    )
+
+
+def _with_store(workflow: WorkflowConfig, tracking_uri: str, experiment: str) -> WorkflowConfig:
+    base = workflow.config.mlflow or MLFlowConfig()
+    mlflow_cfg = base.model_copy(
+        update={"enabled": True, "tracking_uri": tracking_uri, "experiment_name": experiment}
+    )
+    config = workflow.config.model_copy(
+        update={"observability": ObservabilityConfig(mlflow=mlflow_cfg)}
+    )
+    return workflow.model_copy(update={"config": config})
+
+
+def run_demo(
+    tracking_uri: str = DEFAULT_TRACKING_URI,
+    experiment: str = EXPERIMENT,
+    runs: int = 3,
+    examples: Path | None = None,
+) -> list[WorkflowResult]:
+    """Run every example version ``runs`` times through one shared handler."""
+    from configurable_agents.observability import MLflowCallbackHandler
+
+    folder = examples or examples_dir()
+    workflows = [
+        _with_store(load_workflow(folder / name), tracking_uri, experiment)
+        for name in WORKFLOW_FILES
+    ]
+    first = workflows[0]
+    assert first.config.mlflow is not None
+    handler = MLflowCallbackHandler(
+        first.config.mlflow,
+        workflow_name=first.flow.name,
+        workflow_version=first.flow.version,
+        params={"global_model": first.llm.model, "global_temperature": first.llm.temperature},
+    )
+    results = []
+    try:
+        for workflow in workflows:
+            for i in range(runs):
+                topic = TOPICS[i % len(TOPICS)]
+                with console.status(f"{workflow.flow.name} {workflow.flow.version}: {topic}"):
+                    results.append(
+                        run_workflow_from_config(
+                            workflow,
+                            {"topic": topic},
+                            handler=handler,
+                            demo=True,
+                            metadata={"user_id": "demo-user", "team": "docs"},
+                        )
+                    )
+    finally:
+        handler.close()
+    return results
+
+
+def print_reports(tracking_uri: str, experiment: str) -> None:
+    """Print what MLflow holds for the experiment's workflow runs.
+
+    The reporting commands (cost reports, run comparison) will replace the body of
+    this function; for now it prints one row per parent run and a per-version mean.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        console.print(f"[yellow]no experiment '{experiment}' in {tracking_uri}[/yellow]")
+        return
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string="tags.`configurable_agents.kind` = 'workflow'",
+        order_by=["attributes.start_time ASC"],
+    )
+    table = Table(title=f"MLflow runs: experiment '{experiment}'")
+    for column in (
+        "version",
+        "topic/run",
+        "status",
+        "tokens in",
+        "tokens out",
+        "cost USD",
+        "duration s",
+        "prompts_sha",
+        "run id",
+    ):
+        table.add_column(column, justify="right" if "tokens" in column else "left")
+    by_version: dict[str, list[dict[str, float]]] = {}
+    for run in runs:
+        m, p, t = run.data.metrics, run.data.params, run.data.tags
+        version = p.get("workflow_version", t.get("workflow_version", "?"))
+        by_version.setdefault(version, []).append(m)
+        table.add_row(
+            version,
+            run.info.run_name or "",
+            t.get("status", run.info.status),
+            f"{m.get('total_input_tokens', 0):.0f}",
+            f"{m.get('total_output_tokens', 0):.0f}",
+            f"{m.get('total_cost_usd', 0):.6f}",
+            f"{m.get('duration_seconds', 0):.2f}",
+            p.get("prompts_sha", ""),
+            run.info.run_id,
+        )
+    console.print(table)
+    means = Table(title="Mean per workflow version")
+    for column in ("version", "runs", "tokens", "cost USD", "duration s"):
+        means.add_column(column)
+    for version, metrics in sorted(by_version.items()):
+        n = len(metrics)
+        tokens = (
+            sum(m.get("total_input_tokens", 0) + m.get("total_output_tokens", 0) for m in metrics)
+            / n
+        )
+        cost = sum(m.get("total_cost_usd", 0) for m in metrics) / n
+        duration = sum(m.get("duration_seconds", 0) for m in metrics) / n
+        means.add_row(version, str(n), f"{tokens:.0f}", f"{cost:.6f}", f"{duration:.2f}")
+    console.print(means)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m configurable_agents.demo")
+    parser.add_argument("--runs", type=int, default=3, help="runs per workflow version")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    parser.add_argument("--experiment", default=EXPERIMENT)
+    args = parser.parse_args(argv)
+    console.print(
+        f"Running the article writer v1.0.0 and v2.0.0 x{args.runs} on the offline demo model "
+        f"(priced as gemini-2.5-flash, tagged demo_model=true) -> {args.tracking_uri}"
+    )
+    results = run_demo(args.tracking_uri, args.experiment, args.runs)
+    failed = [r for r in results if r.summary is None]
+    print_reports(args.tracking_uri, args.experiment)
+    backend = args.tracking_uri
+    console.print("\nOpen the MLflow UI on these runs with:")
+    console.print(f"  mlflow ui --backend-store-uri {backend}", highlight=False, soft_wrap=True)
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) have no MLflow summary[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
