@@ -233,7 +233,7 @@ class Exporter:
         if monitor is not None:
             try:
                 monitor.finish()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.record_internal_error("system_metrics", exc)
 
     def _finish(self, job: _Job) -> None:
