@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from mlflow.tracking import MlflowClient
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 os.environ.pop("CONFIGURABLE_AGENTS_MLFLOW", None)
+# Spool files of tests never land in the user's ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ca-test-cache-")
 for _var in list(os.environ):
     if _var.startswith("CONFIGURABLE_AGENTS_MLFLOW_"):
         os.environ.pop(_var)
@@ -22,10 +26,17 @@ for _var in list(os.environ):
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Tracking URI of a sqlite store shared by the session (creating one takes ~1.5 s)."""
-    root: Path = tmp_path_factory.mktemp("mlflow-store")
+    # tmpfs when available: every MLflow write is a sqlite commit (fsync).
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        root = Path(tempfile.mkdtemp(prefix="ca-mlflow-", dir=shm))
+    else:
+        root = tmp_path_factory.mktemp("mlflow-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     MlflowClient(uri).search_experiments(max_results=1)  # create the schema once
     yield uri
+    if root.parent == Path("/dev/shm"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -209,8 +209,8 @@ config:
     assert message.count("\n") == 0  # one problem, one line
     assert message.startswith(
         f"{path}:11: config.observability.mlflow: unknown key 'experiment_nme' "
-        "(did you mean experiment_name?); valid keys are: async_logging, enabled, "
-        "experiment_name, "
+        "(did you mean experiment_name?); valid keys are: "
+        + ", ".join(sorted(MLFlowConfig.model_fields))
     )
     assert_nothing_created(workdir)
 

@@ -18,6 +18,7 @@ from configurable_agents.config import (
     redact_uri,
     redacted_dump,
 )
+from configurable_agents.config.redaction_config import RedactionConfig
 from configurable_agents.config.schema import SUPPORTED_TRACKING_SCHEMES, resolved_mlflow
 
 SECRET = "S3cr3t-Pa55"
@@ -52,6 +53,11 @@ MLFLOW_DEFAULTS = {
     "tags": {},
     "tag_metadata_keys": [],
     "pricing": None,  # user prices: a mapping or a YAML path
+    "spool_dir": None,  # ~/.cache/configurable-agents/spool/<uri hash>
+    "block_on_full": False,
+    "quarantine_experiment": "configurable_agents_quarantine",
+    "tenant_fail_closed": False,
+    "redaction": RedactionConfig(),
 }
 
 

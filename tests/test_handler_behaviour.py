@@ -483,12 +483,13 @@ def test_env_flag_attaches_handler_with_zero_code(tmp_path):
         "CONFIGURABLE_AGENTS_MLFLOW": "true",
         "CONFIGURABLE_AGENTS_MLFLOW_TRACKING_URI": f"sqlite:///{db}",
         "CONFIGURABLE_AGENTS_MLFLOW_EXPERIMENT_NAME": "zero-code",
+        "CONFIGURABLE_AGENTS_MLFLOW_FLUSH_TIMEOUT_S": "120",
         "PYTHONPATH": os.getcwd(),
     }
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                           text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "hello" in proc.stdout
+    assert "hello" in proc.stdout, proc.stderr
     client = MlflowClient(f"sqlite:///{db}")
     (parent,), (node,) = runs_of(client, "zero-code")
     assert parent.data.metrics["total_input_tokens"] == 21

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from configurable_agents.commands import config_cmd, prices_cmd, run_cmd
+from configurable_agents.commands import cleanup_cmd, config_cmd, prices_cmd, report_cmd, run_cmd
 
 app = typer.Typer(
     name="configurable-agents",
@@ -13,8 +13,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(report_cmd.app, name="report")
 app.command("prices")(prices_cmd.prices)
 run_cmd.register(app)
+app.command("cleanup")(cleanup_cmd.cleanup)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,9 @@ ENV_OVERRIDES = {
     f"{ENV_PREFIX}LOG_TRACES": "log_traces",
     f"{ENV_PREFIX}REDACT_PII": "redact_pii",
     f"{ENV_PREFIX}RETENTION_DAYS": "retention_days",
+    f"{ENV_PREFIX}FLUSH_TIMEOUT_S": "flush_timeout_s",
+    f"{ENV_PREFIX}SPOOL_DIR": "spool_dir",
+    f"{ENV_PREFIX}LOG_SYSTEM_METRICS": "log_system_metrics",
 }
 
 

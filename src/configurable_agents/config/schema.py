@@ -7,12 +7,10 @@ with a suggestion instead of being silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, field_validator
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -42,35 +40,8 @@ _ARTIFACT_SCHEME_HINT = {
 }
 
 
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, with a spelling hint."""
-
-    # hide_input_in_errors: a raw ValidationError must never echo a tracking URI's password.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        allowed = set(cls.model_fields)
-        for field in cls.model_fields.values():
-            if field.alias:
-                allowed.add(field.alias)
-        unknown = [k for k in data if isinstance(k, str) and k not in allowed]
-        if unknown:
-            key = unknown[0]
-            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            valid = ", ".join(sorted(allowed))
-            # A typed error carrying the key lets the loader point at the key's own YAML line.
-            raise PydanticCustomError(
-                "unknown_key",
-                "unknown key '{key}'{hint}; valid keys are: {valid}",
-                {"key": key, "hint": hint, "valid": valid},
-            )
-        return data
-
+from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
 
 # Userinfo runs to the LAST '@' (greedy), so a password holding '/', '#', '?' or '@' stays
 # hidden; a path with '@' and no userinfo is over-masked, which is the safe direction.
@@ -115,6 +86,7 @@ class MLFlowConfig(StrictModel):
     log_traces: bool = True
     retention_days: int | None = Field(default=None, ge=1)
     redact_pii: bool = False
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
 
     # What the handler needs beyond the ADR.
     async_logging: bool = True
@@ -124,6 +96,14 @@ class MLFlowConfig(StrictModel):
     max_artifact_bytes: int = Field(default=5_000_000, ge=1024)
     tags: dict[str, str] = Field(default_factory=dict)
     tag_metadata_keys: list[str] = Field(default_factory=list)
+    spool_dir: str | None = Field(
+        default=None,
+        description="Where workflows wait while MLflow is unreachable; default "
+        "~/.cache/configurable-agents/spool/<hash of tracking_uri>.",
+    )
+    block_on_full: bool = False
+    quarantine_experiment: str = "configurable_agents_quarantine"
+    tenant_fail_closed: bool = False
     pricing: dict[str, Any] | str | None = Field(
         default=None,
         description="Your prices (USD per 1M tokens): a mapping or a YAML file path; "

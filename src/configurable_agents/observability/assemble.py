@@ -8,7 +8,9 @@ to MLflow and what the trace builder mirrors, so both views show the same number
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -140,6 +142,10 @@ class Assembler:
             KIND_TAG: "workflow",
             "langchain_run_id": str(workflow.run_id),
             "status": "RUNNING",
+            # Lets `configurable-agents cleanup --stale` close runs of killed processes.
+            "configurable_agents.host": socket.gethostname(),
+            "configurable_agents.pid": str(os.getpid()),
+            "configurable_agents.heartbeat_ms": str(workflow.start_ns // 1_000_000),
         }
         return RunPlan(
             run_name=_run_name(workflow, options.run_name_template),

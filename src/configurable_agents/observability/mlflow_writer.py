@@ -112,24 +112,68 @@ class MlflowWriter:
                 path.write_text(text, encoding="utf-8", errors="surrogatepass")
             self.client.log_artifacts(run_id, str(root))
 
-    def write_tree(self, experiment_id: str, plan: RunPlan, parent_run_id: str | None) -> str:
+    def write_tree(
+        self,
+        experiment_id: str,
+        plan: RunPlan,
+        parent_run_id: str | None,
+        *,
+        idempotent: bool = False,
+        langchain_run_id: str | None = None,
+    ) -> str:
         """Write ``plan`` and all its children; returns the parent's MLflow run id.
 
         ``parent_run_id`` is a run created earlier (at workflow start) to complete.
+        With ``idempotent`` (retries, spool replays) runs already written for the same
+        LangChain run ids are found and completed or skipped, never duplicated.
         """
+        if idempotent and parent_run_id is None and langchain_run_id:
+            existing = self.find_parent_run(experiment_id, langchain_run_id)
+            parent_run_id = existing.info.run_id if existing is not None else None
         if parent_run_id is None:
             parent_run_id = self.create_run(experiment_id, plan)
             self.complete_run(parent_run_id, plan)
-        else:
+        elif not (idempotent and self._is_terminated(parent_run_id)):
             self.complete_run(parent_run_id, plan, tags_already_set=False)
-        self._write_children(experiment_id, plan, parent_run_id)
+        self._write_children(experiment_id, plan, parent_run_id, idempotent)
         return parent_run_id
 
-    def _write_children(self, experiment_id: str, plan: RunPlan, parent_run_id: str) -> None:
+    def _write_children(
+        self, experiment_id: str, plan: RunPlan, parent_run_id: str, idempotent: bool
+    ) -> None:
+        existing: dict[str, Any] = {}
+        if idempotent and plan.children:
+            existing = {
+                run.data.tags.get("langchain_run_id"): run
+                for run in self.client.search_runs(
+                    [experiment_id],
+                    filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                    max_results=5000,
+                )
+            }
         for child in plan.children:
-            child_id = self.create_run(experiment_id, child, parent_run_id)
-            self.complete_run(child_id, child)
-            self._write_children(experiment_id, child, child_id)
+            found = existing.get(child.tags.get("langchain_run_id"))
+            if found is None:
+                child_id = self.create_run(experiment_id, child, parent_run_id)
+                self.complete_run(child_id, child)
+            else:
+                child_id = found.info.run_id
+                if found.info.status == "RUNNING":
+                    self.complete_run(child_id, child)
+            self._write_children(experiment_id, child, child_id, idempotent and found is not None)
+
+    def _is_terminated(self, run_id: str) -> bool:
+        return self.client.get_run(run_id).info.status != "RUNNING"
+
+    def ping(self) -> bool:
+        """True when the backend answers: /health for a server, a tiny query for a database."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            import requests
+
+            response = requests.get(self.tracking_uri.rstrip("/") + "/health", timeout=3)
+            return response.status_code == 200
+        self.client.search_experiments(max_results=1)
+        return True
 
     def find_parent_run(self, experiment_id: str, langchain_run_id: str) -> Any:
         """The parent run already written for a LangChain root run id, if any (idempotency)."""
