@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from configurable_agents.commands import cleanup_cmd, config_cmd, prices_cmd, report_cmd, run_cmd
+from configurable_agents.commands import (
+    cleanup_cmd,
+    config_cmd,
+    prices_cmd,
+    report_cmd,
+    run_cmd,
+    sync_cmd,
+)
 
 app = typer.Typer(
     name="configurable-agents",
@@ -17,6 +24,7 @@ app.add_typer(report_cmd.app, name="report")
 app.command("prices")(prices_cmd.prices)
 run_cmd.register(app)
 app.command("cleanup")(cleanup_cmd.cleanup)
+app.command("sync")(sync_cmd.sync)
 
 
 if __name__ == "__main__":  # pragma: no cover

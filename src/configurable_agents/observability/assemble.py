@@ -22,7 +22,9 @@ from configurable_agents.observability.records import (
     WorkflowRecord,
 )
 from configurable_agents.observability.serialization import (
+    SECRET_MASK,
     content_text,
+    is_secret_key,
     render_messages,
     to_json_text,
     truncate,
@@ -352,6 +354,8 @@ class Assembler:
         for key, value in params.items():
             text = value if isinstance(value, str) else _param_text(value)
             name = sanitize_key(str(key))
+            if is_secret_key(name) or type(value).__name__ == "SecretStr":
+                text = SECRET_MASK
             if len(text) > options.max_param_chars:
                 if options.log_artifacts:
                     plan.artifacts[f"params/{name}.txt"] = text
@@ -415,7 +419,7 @@ def _attribution_tags(workflow: WorkflowRecord, options: AssembleOptions) -> dic
     ca_tags = metadata.get("ca_tags")
     if isinstance(ca_tags, Mapping):
         tags.update({sanitize_key(str(k)): str(v)[:MAX_TAG_VALUE] for k, v in ca_tags.items()})
-    return tags
+    return {k: (SECRET_MASK if is_secret_key(k) else v) for k, v in tags.items()}
 
 
 def _usage_tags(facts: list[CallFacts]) -> dict[str, str]:

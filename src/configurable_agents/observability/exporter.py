@@ -105,7 +105,8 @@ class Exporter:
         self.config = config
         self._pricing_arg = pricing
         self._redactor_arg = redactor
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_size)
+        # Room for a start job per queued workflow; starts are skipped past queue_size.
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2 * config.queue_size)
         self._overflow: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._spooler: threading.Thread | None = None
@@ -176,8 +177,9 @@ class Exporter:
         if self._closed:
             return
         self._ensure_thread()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(job)  # a missed early start is harmless
+        if self._queue.qsize() < self.config.queue_size:  # a missed early start is harmless
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(job)
 
     def workflow_finished(self, workflow: WorkflowRecord, handler: MLflowCallbackHandler) -> None:
         job = _Job("finish", workflow, _options(handler))

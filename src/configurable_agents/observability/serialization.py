@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -41,9 +42,26 @@ def to_jsonable(value: Any, _depth: int = 0, _seen: set[int] | None = None) -> A
         seen.discard(marker)
 
 
+def is_secret_key(key: str) -> bool:
+    """Keys whose values are credentials by name (api_key, token, secret, password, ...)."""
+    return bool(_SECRET_KEY.search(key))
+
+
+_SECRET_KEY = re.compile(
+    r"api[_\-]?key|secret|password|passwd|credential|authorization|private[_\-]?key|token$",
+    re.IGNORECASE,
+)
+SECRET_MASK = "***"
+
+
 def _convert(value: Any, depth: int, seen: set[int]) -> Any:
     if isinstance(value, Mapping):
-        return {_key(k): to_jsonable(v, depth, seen) for k, v in list(value.items())}
+        return {
+            _key(k): SECRET_MASK
+            if is_secret_key(_key(k)) and value[k]
+            else to_jsonable(v, depth, seen)
+            for k, v in list(value.items())
+        }
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else list(value)
         return [to_jsonable(v, depth, seen) for v in items]
@@ -54,6 +72,8 @@ def _convert(value: Any, depth: int, seen: set[int]) -> Any:
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
+    if type(value).__name__ in ("SecretStr", "SecretBytes"):
+        return SECRET_MASK
     if isinstance(value, decimal.Decimal | uuid.UUID):
         return str(value)
     if isinstance(value, enum.Enum):

@@ -1,0 +1,56 @@
+"""``configurable-agents sync``: replay spooled workflows into MLflow now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from configurable_agents.config import ConfigError, MLFlowConfig, load_global_config
+from configurable_agents.config.schema import resolved_mlflow
+
+
+def sync(
+    config: Path | None = typer.Option(
+        None, "--config", help="Workflow YAML with the MLflow block."
+    ),
+    tracking_uri: str | None = typer.Option(None, help="Tracking URI whose spool to replay."),
+    spool_dir: Path | None = typer.Option(
+        None, help="Spool directory (default: per tracking URI)."
+    ),
+) -> None:
+    """Write workflows spooled while MLflow was unreachable; safe to run from several places."""
+    from configurable_agents.observability.exporter import replay_spool
+    from configurable_agents.observability.mlflow_writer import MlflowWriter
+    from configurable_agents.observability.spool import Spool, spool_dir_for
+
+    try:
+        base = resolved_mlflow(load_global_config(config)) if config else MLFlowConfig()
+        fields = base.model_dump(exclude_unset=True)
+        if tracking_uri:
+            fields["tracking_uri"] = tracking_uri
+        if spool_dir:
+            fields["spool_dir"] = str(spool_dir)
+        mlflow_config = MLFlowConfig.model_validate(fields)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"Invalid configuration: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    spool = Spool(spool_dir_for(mlflow_config.tracking_uri, mlflow_config.spool_dir))
+    pending = len(spool)
+    if pending == 0:
+        typer.echo(f"Nothing to sync in {spool.directory}.")
+        return
+    errors: list[str] = []
+    writer = MlflowWriter(mlflow_config.tracking_uri)
+    result = replay_spool(
+        spool, writer, on_error=lambda exc: errors.append(f"{type(exc).__name__}: {exc}")
+    )
+    left = len(spool)
+    typer.echo(
+        f"Synced {result.written} of {pending} spooled workflows to "
+        f"{mlflow_config.display_tracking_uri}; {left} left in {spool.directory}."
+    )
+    if errors:
+        message = errors[0].replace(mlflow_config.tracking_uri, mlflow_config.display_tracking_uri)
+        typer.echo(f"Stopped at an MLflow error: {message}", err=True)
+        raise typer.Exit(code=1)
