@@ -255,11 +255,15 @@ def test_group_by_node_and_model_reads_nested_runs(mixed: tuple[str, str, list[s
 def test_subgraph_nodes_join_their_workflow(experiment: tuple) -> None:
     uri, client, name, eid = experiment
     inner = [NodeSpec("inner_a", cost=0.1), NodeSpec("inner_b", cost=0.2)]
-    seed_workflow(client, eid, nodes=[NodeSpec("sub", cost=0.0, children=inner)],
+    # The handler writes a subgraph node's metrics inclusive of its children's.
+    seed_workflow(client, eid, nodes=[NodeSpec("sub", cost=0.3, input_tokens=200,
+                                               children=inner)],
                   tags={"team": "data"})
     report = cost_report(["node", "team"], tracking_uri=uri, experiments=[name])
     assert {g.key: g.cost_usd for g in report.groups} == {
         ("inner_b", "data"): 0.2, ("inner_a", "data"): 0.1, ("sub", "data"): 0.0}
+    assert report.totals.cost_usd == pytest.approx(0.3)  # each call counted once
+    assert report.totals.input_tokens == 200
 
 
 def test_filter_and_time_window(mixed: tuple[str, str, list[str]]) -> None:
@@ -399,3 +403,38 @@ def test_parse_run_ids_and_percentile() -> None:
     assert percentile([], 95) is None
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
     assert math.isclose(percentile([7.0], 95) or 0, 7.0)
+
+
+def test_reports_over_runs_written_by_the_real_handler(mlflow_store, experiment_name) -> None:
+    """Seeded through MLflowCallbackHandler and real LangGraph graphs, not hand-made runs."""
+    from configurable_agents.observability.reporting import compare_runs
+    from tests.fakes import repeating
+    from tests.test_handler_shapes import article_writer, make_handler
+
+    for version, tokens in (("1.0.0", 1000), ("2.0.0", 400)):
+        handler = make_handler(mlflow_store, experiment_name, workflow_name="article_writer",
+                               workflow_version=version)
+        app = article_writer(repeating("text", tokens, 100))
+        for user in ("ann", "bob"):
+            app.invoke({"topic": "x"}, config={"callbacks": [handler],
+                                               "metadata": {"user_id": user}})
+        assert handler.flush(120)
+        handler.close()
+    report = cost_report(["workflow_version"], tracking_uri=mlflow_store,
+                         experiments=[experiment_name])
+    by_version = {g.key[0]: g for g in report.groups}
+    # gemini-2.5-flash: 2 nodes x (tokens x $0.30 + 100 x $2.50) per 1M tokens, 2 runs each.
+    assert by_version["1.0.0"].cost_usd == pytest.approx(2 * 2 * (1000 * 0.3 + 100 * 2.5) / 1e6)
+    assert by_version["2.0.0"].cost_usd == pytest.approx(2 * 2 * (400 * 0.3 + 100 * 2.5) / 1e6)
+    assert by_version["1.0.0"].input_tokens == 4000
+    assert by_version["1.0.0"].success_rate == 1.0
+    nodes = cost_report(["node", "user"], tracking_uri=mlflow_store,
+                        experiments=[experiment_name])
+    assert {g.key for g in nodes.groups} == {
+        (n, u) for n in ("research", "write") for u in ("ann", "bob")}
+    assert nodes.totals.cost_usd == pytest.approx(report.totals.cost_usd)
+    comparison = compare_runs("params.workflow_version = '1.0.0'",
+                              "params.workflow_version = '2.0.0'",
+                              tracking_uri=mlflow_store, experiments=[experiment_name])
+    assert not comparison.empty_sides
+    assert {n.node for n in comparison.nodes} == {"research", "write"}

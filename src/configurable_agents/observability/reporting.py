@@ -20,7 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -540,7 +540,27 @@ def load_node_rows(
             models = {m.strip() for m in listed} - {""}
             node.priced = bool(models) and node.params.get("node_model") not in models
         out.append(node)
-    return out
+    return _exclusive_amounts(out)
+
+
+def _exclusive_amounts(nodes: list[RunRow]) -> list[RunRow]:
+    """A subgraph node's metrics include its children's; count each call once per report."""
+    children: dict[str, list[RunRow]] = {}
+    for node in nodes:
+        if node.parent_id:
+            children.setdefault(node.parent_id, []).append(node)
+    result = []
+    for node in nodes:
+        kids = children.get(node.run_id)
+        if kids:
+            node = replace(
+                node,
+                input_tokens=max(0.0, node.input_tokens - sum(k.input_tokens for k in kids)),
+                output_tokens=max(0.0, node.output_tokens - sum(k.output_tokens for k in kids)),
+                cost_usd=max(0.0, node.cost_usd - sum(k.cost_usd for k in kids)),
+            )
+        result.append(node)
+    return result
 
 
 # --------------------------------------------------------------------------- aggregation
