@@ -222,6 +222,9 @@ def test_demo_runs_both_versions_and_reports_from_mlflow(
     assert all(r.summary is not None for r in results)
     demo.print_reports(mlflow_store, experiment_name)
     out = capsys.readouterr().out
-    for r in results:
-        assert r.run_id is not None and r.run_id in out
-    assert "Mean per workflow version" in out
+    assert "report costs" in out and "report compare" in out
+    for version in ("1.0.0", "2.0.0"):
+        assert version in out
+    total = sum(r.summary.cost_usd for r in results if r.summary)
+    assert f"${total:.4f}" in out  # the TOTAL row of the cost report
+    assert "Per node" in out and "research" in out and "write" in out

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from configurable_agents.config.schema import (
     DEFAULT_TRACKING_URI,
@@ -105,66 +104,28 @@ def run_demo(
 
 
 def print_reports(tracking_uri: str, experiment: str) -> None:
-    """Print what MLflow holds for the experiment's workflow runs.
+    """The two reports a user reaches for after a run: cost by version, and v1 vs v2."""
+    from configurable_agents.observability import report_render as render
+    from configurable_agents.observability.reporting import compare_runs, cost_report
 
-    The reporting commands (cost reports, run comparison) will replace the body of
-    this function; for now it prints one row per parent run and a per-version mean.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        console.print(f"[yellow]no experiment '{experiment}' in {tracking_uri}[/yellow]")
-        return
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string="tags.`configurable_agents.kind` = 'workflow'",
-        order_by=["attributes.start_time ASC"],
+    console.print(
+        f"\n[bold]$ configurable-agents report costs --experiment {experiment} "
+        "--group-by workflow_version[/bold]"
     )
-    table = Table(title=f"MLflow runs: experiment '{experiment}'")
-    for column in (
-        "version",
-        "topic/run",
-        "status",
-        "tokens in",
-        "tokens out",
-        "cost USD",
-        "duration s",
-        "prompts_sha",
-        "run id",
-    ):
-        table.add_column(column, justify="right" if "tokens" in column else "left")
-    by_version: dict[str, list[dict[str, float]]] = {}
-    for run in runs:
-        m, p, t = run.data.metrics, run.data.params, run.data.tags
-        version = p.get("workflow_version", t.get("workflow_version", "?"))
-        by_version.setdefault(version, []).append(m)
-        table.add_row(
-            version,
-            run.info.run_name or "",
-            t.get("status", run.info.status),
-            f"{m.get('total_input_tokens', 0):.0f}",
-            f"{m.get('total_output_tokens', 0):.0f}",
-            f"{m.get('total_cost_usd', 0):.6f}",
-            f"{m.get('duration_seconds', 0):.2f}",
-            p.get("prompts_sha", ""),
-            run.info.run_id,
-        )
-    console.print(table)
-    means = Table(title="Mean per workflow version")
-    for column in ("version", "runs", "tokens", "cost USD", "duration s"):
-        means.add_column(column)
-    for version, metrics in sorted(by_version.items()):
-        n = len(metrics)
-        tokens = (
-            sum(m.get("total_input_tokens", 0) + m.get("total_output_tokens", 0) for m in metrics)
-            / n
-        )
-        cost = sum(m.get("total_cost_usd", 0) for m in metrics) / n
-        duration = sum(m.get("duration_seconds", 0) for m in metrics) / n
-        means.add_row(version, str(n), f"{tokens:.0f}", f"{cost:.6f}", f"{duration:.2f}")
-    console.print(means)
+    report = cost_report(["workflow_version"], tracking_uri=tracking_uri, experiments=[experiment])
+    render.print_cost_report(report, console)
+    console.print(
+        f"\n[bold]$ configurable-agents report compare --experiment {experiment} "
+        "--baseline \"params.workflow_version = '1.0.0'\" "
+        "--candidate \"params.workflow_version = '2.0.0'\"[/bold]"
+    )
+    comparison = compare_runs(
+        "params.workflow_version = '1.0.0'",
+        "params.workflow_version = '2.0.0'",
+        tracking_uri=tracking_uri,
+        experiments=[experiment],
+    )
+    render.print_comparison(comparison, console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [r for r in results if r.summary is None]
     print_reports(args.tracking_uri, args.experiment)
     backend = args.tracking_uri
-    console.print("\nOpen the MLflow UI on these runs with:")
-    console.print(f"  mlflow ui --backend-store-uri {backend}", highlight=False, soft_wrap=True)
+    console.print("\nOpen the MLflow UI on these runs (then http://127.0.0.1:5000) with:")
+    console.print(f"  make ui    # or: .venv/bin/mlflow ui --backend-store-uri {backend}",
+                  highlight=False, soft_wrap=True)
     if failed:
         console.print(f"[red]{len(failed)} run(s) have no MLflow summary[/red]")
         return 1
