@@ -229,3 +229,14 @@ def test_fail_closed_tenant_is_not_logged(mlflow_store, mlflow_client):
     assert handler.flush(60)
     assert handler.stats().dropped == 1
     assert mlflow_client.get_experiment_by_name(f"{prefix}_q") is None
+
+
+def test_redaction_block_in_config_is_applied(mlflow_store, experiment_name, mlflow_client):
+    handler = make_handler(mlflow_store, experiment_name, redact_pii=True, redaction={
+        "extra_patterns": {"employee_id": "EMP-[0-9]{6}"}, "disabled_detectors": ["email"]})
+    UsageChatModel(messages=iter([reply("ok", 5, 1)])).invoke(
+        f"EMP-123456 writes from {EMAIL}", config={"callbacks": [handler]})
+    assert handler.flush(60)
+    written = everything_written(mlflow_client, experiment_name)
+    assert "EMP-123456" not in written and "<EMPLOYEE_ID>" in written
+    assert EMAIL in written  # the email detector was switched off
