@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
 
 ui: $(STAMP)

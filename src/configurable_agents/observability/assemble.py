@@ -35,6 +35,7 @@ from configurable_agents.observability.usage import (
     extract_usage,
     missing_stream_usage_hint,
     model_name_from_response,
+    restore_result,
 )
 
 # Invocation metadata keys that become attribution tags on the parent and every node.
@@ -59,6 +60,7 @@ class CallFacts:
     prompt_text: str
     response_text: str
     hint: str | None = None
+    breakdown: Any = None  # CostBreakdown: input / cache / output / reasoning USD
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class Assembler:
     # ---- per call ----------------------------------------------------------------------------
 
     def call_facts(self, call: LLMCallRecord, when: Any = None) -> CallFacts:
+        call.response = restore_result(call.response)  # exporter thread: the caller is done
         metadata = call.metadata or {}
         params = call.invocation_params or {}
         model = (
@@ -124,15 +127,18 @@ class Assembler:
             hint = missing_stream_usage_hint(call.response, provider=provider)
             usage = estimate_usage([prompt_text], [response_text], model)
         usage = usage or TokenUsage()
+        breakdown = None
         if usage.llm_cache_hit:
             cost, priced, source = 0.0, True, "cache-hit"
         elif model and not usage.is_empty:
             estimate = self.price_book.estimate_cost(usage, model, provider=provider, when=when)
             cost, priced, source = estimate.amount, estimate.priced, estimate.source
+            breakdown = estimate.breakdown if estimate.priced else None
         else:
             cost, priced, source = 0.0, usage.is_empty, "none" if usage.is_empty else "unpriced"
         return CallFacts(
-            call, model, provider, usage, cost, priced, source, prompt_text, response_text, hint
+            call, model, provider, usage, cost, priced, source, prompt_text, response_text, hint,
+            breakdown,
         )
 
     def start_plan(self, workflow: WorkflowRecord, options: AssembleOptions) -> RunPlan:

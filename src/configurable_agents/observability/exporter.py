@@ -43,6 +43,8 @@ logger = logging.getLogger("configurable_agents.observability")
 RETRY_DELAYS_S = (0.5, 2.0)
 BREAKER_MAX_BACKOFF_S = 30.0
 DRAIN_CHECK_INTERVAL_S = 2.0
+LOOP_TICK_S = 0.5
+EARLY_RUN_AFTER_S = 2.0
 _STOP = object()
 
 
@@ -105,7 +107,7 @@ class Exporter:
         self.config = config
         self._pricing_arg = pricing
         self._redactor_arg = redactor
-        # Room for a start job per queued workflow; starts are skipped past queue_size.
+        # Room for a system-metrics start job per queued workflow.
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2 * config.queue_size)
         self._overflow: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -130,6 +132,8 @@ class Exporter:
         self._spool_maybe_nonempty = True  # a previous process may have left some
         self._last_drain_check = 0.0
         self._inflight: _Job | None = None
+        # Workflows still running (async mode), for the early parent run: run id -> entry.
+        self._running: dict[Any, tuple[WorkflowRecord, Any, float]] = {}
         self._run_ids: dict[str, str] = {}
         self._monitors: dict[str, Any] = {}
         self.last_run_id: str | None = None
@@ -165,23 +169,29 @@ class Exporter:
     # ---- called from the handler (caller thread) ---------------------------------------------
 
     def workflow_started(self, workflow: WorkflowRecord, handler: MLflowCallbackHandler) -> None:
-        """Async mode creates the parent run early so long workflows are visible while running."""
-        if not self.config.enabled:
+        """Let long workflows be visible while they run, without costing short ones anything.
+
+        The exporter creates the parent run (RUNNING, with host/pid heartbeat tags) for a
+        workflow still running after ``EARLY_RUN_AFTER_S``; a short one is only a dict
+        entry here. System metrics need the run at once, so they start it immediately.
+        """
+        if not self.config.enabled or self._closed:
             return
-        job = _Job("start", workflow, _options(handler))
-        if not self.config.async_logging:
-            if self.config.log_system_metrics:
-                # The monitor needs the run now; sync mode accepts I/O on the caller.
-                self._safe_start(job)
-            return
-        if self._closed:
-            return
-        self._ensure_thread()
-        if self._queue.qsize() < self.config.queue_size:  # a missed early start is harmless
+        if self.config.log_system_metrics:
+            job = _Job("start", workflow, _options(handler))
+            if not self.config.async_logging:
+                self._safe_start(job)  # sync mode accepts I/O on the caller
+                return
+            self._ensure_thread()
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(job)
+            return
+        if self.config.async_logging:
+            self._running[workflow.run_id] = (workflow, handler, time.monotonic())
+            self._ensure_thread()
 
     def workflow_finished(self, workflow: WorkflowRecord, handler: MLflowCallbackHandler) -> None:
+        self._running.pop(workflow.run_id, None)
         job = _Job("finish", workflow, _options(handler))
         with self._cond:
             self._submitted += 1
@@ -230,8 +240,10 @@ class Exporter:
 
     def _loop(self) -> None:
         while True:
+            if self._running:
+                self._start_overdue()
             try:
-                job = self._queue.get(timeout=DRAIN_CHECK_INTERVAL_S)
+                job = self._queue.get(timeout=LOOP_TICK_S)
             except queue.Empty:
                 self._maybe_drain()
                 continue
@@ -294,6 +306,13 @@ class Exporter:
             job.experiment = self.config.quarantine_experiment
         return job.experiment
 
+    def _start_overdue(self) -> None:
+        """Create the parent run of workflows running longer than EARLY_RUN_AFTER_S."""
+        now = time.monotonic()
+        for run_id, (workflow, handler, started) in self._running.copy().items():
+            if now - started >= EARLY_RUN_AFTER_S and self._running.pop(run_id, None):
+                self._safe_start(_Job("start", workflow, _options(handler)))
+
     def _safe_start(self, job: _Job) -> None:
         if not self._breaker.up:
             return
@@ -337,6 +356,9 @@ class Exporter:
         if not self._breaker.up and not (self._breaker.probe_due() and self._probe()):
             self._spool_plan(job, plan, reason="MLflow unreachable")
             return
+        # Written with the runs (one backend call less); a spooled plan gets no trace.
+        trace_tags = self._trace_tags(workflow)
+        plan.tags.update(trace_tags)
         assert self._writer is not None
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
             if delay:
@@ -360,7 +382,16 @@ class Exporter:
             self._after_write(job, plan, run_id, experiment_id)
             return
         self._breaker.trip()
+        for key in trace_tags:
+            plan.tags.pop(key, None)
         self._spool_plan(job, plan, reason="MLflow write failed")
+
+    def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
+        if not self.config.log_traces:
+            return {}
+        from configurable_agents.observability.traces import trace_run_tags
+
+        return trace_run_tags(workflow)
 
     def _after_write(self, job: _Job, plan: RunPlan, run_id: str, experiment_id: str) -> None:
         """Hook for writes that follow the runs (traces)."""
@@ -373,6 +404,11 @@ class Exporter:
             export_trace(self._writer, job.workflow, plan, experiment_id, run_id, job.options)
         except Exception as exc:
             self.record_internal_error("export:trace", exc)
+            from configurable_agents.observability.traces import TRACE_ID_TAG
+
+            with contextlib.suppress(Exception):  # never point at a trace that is not there
+                assert self._writer is not None
+                self._writer.client.delete_tag(run_id, TRACE_ID_TAG)
 
     def _exported_ok(self, langchain_run_id: str, run_id: str) -> None:
         self._breaker.reset()

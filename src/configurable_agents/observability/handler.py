@@ -40,7 +40,7 @@ from configurable_agents.observability.records import (
     WorkflowRecord,
     now_ns,
 )
-from configurable_agents.observability.usage import pin_generations
+from configurable_agents.observability.usage import snapshot_result
 
 logger = logging.getLogger(__name__)
 
@@ -482,8 +482,8 @@ class MLflowCallbackHandler(BaseCallbackHandler):
         entry = self._runs.get(run_id)
         if entry is None or not isinstance(entry.record, LLMCallRecord):
             return
-        # Pin the generations: a later LLM-cache hit would rewrite the shared objects.
-        entry.record.response = pin_generations(response)
+        # Snapshot the messages: a later LLM-cache hit would rewrite the shared generations.
+        entry.record.response = snapshot_result(response)
         entry.record.end_ns = now_ns()
         if entry.workflow.run_id == run_id:
             entry.workflow.outputs = response

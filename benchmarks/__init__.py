@@ -1,0 +1,1 @@
+"""Benchmarks for issue #8: overhead, persistence throughput, scaling and memory."""
