@@ -38,6 +38,9 @@ class MlflowWriter:
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = prepare_tracking_uri(tracking_uri)
+        # MLflow prints a "View run at http://..." line per finished run on a server URI;
+        # from a background exporter that would litter the app's stdout.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
