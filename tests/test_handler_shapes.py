@@ -148,7 +148,8 @@ def test_sequential_graph_parent_and_nested_runs(mlflow_store, experiment_name, 
     handler.close()
 
 
-def test_parallel_fan_out_and_send(mlflow_store, experiment_name, mlflow_client):
+def fan_out_app() -> Any:
+    """Two parallel branches; one fans out to three `worker` tasks with Send."""
     class State(TypedDict, total=False):
         items: list[str]
         results: Annotated[list[str], operator.add]
@@ -176,7 +177,11 @@ def test_parallel_fan_out_and_send(mlflow_store, experiment_name, mlflow_client)
     graph.add_conditional_edges("branch_a", fan_out, ["worker"])
     graph.add_edge("branch_b", END)
     graph.add_edge("worker", END)
-    app = graph.compile()
+    return graph.compile()
+
+
+def test_parallel_fan_out_and_send(mlflow_store, experiment_name, mlflow_client):
+    app = fan_out_app()
 
     handler = make_handler(mlflow_store, experiment_name)
     out = app.invoke({"items": ["x", "y", "z"]}, config={"callbacks": [handler]})

@@ -3,16 +3,15 @@
 
 import asyncio
 import json
-import operator
 import threading
-from typing import Annotated, Any, TypedDict
+from typing import Any, TypedDict
 
 import mlflow
 import pytest
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, RetryPolicy, Send, interrupt
+from langgraph.types import Command, RetryPolicy, interrupt
 from mlflow.entities import Run, Span, Trace
 from mlflow.tracking import MlflowClient
 
@@ -25,7 +24,7 @@ from configurable_agents.observability.traces import (
     langchain_run_id_of,
 )
 from tests.fakes import ScriptedToolModel, flaky, repeating
-from tests.test_handler_shapes import article_writer, make_handler, runs_of
+from tests.test_handler_shapes import article_writer, fan_out_app, make_handler, runs_of
 
 # ---- helpers ---------------------------------------------------------------------------------
 
@@ -167,35 +166,8 @@ def test_sequential_graph_trace_mirrors_the_run(
 
 
 def test_fan_out_and_send_spans(mlflow_store, experiment_name, mlflow_client):
-    class State(TypedDict, total=False):
-        items: list[str]
-        results: Annotated[list[str], operator.add]
-
-    model = repeating("done", 10, 5)
-
-    def branch_a(state: State) -> dict[str, list[str]]:
-        return {"results": [model.invoke("a").content]}
-
-    def branch_b(state: State) -> dict[str, list[str]]:
-        return {"results": [model.invoke("b").content]}
-
-    def worker(item: dict[str, str]) -> dict[str, list[str]]:
-        return {"results": [model.invoke(item["item"]).content]}
-
-    def fan_out(state: State) -> list[Send]:
-        return [Send("worker", {"item": i}) for i in state["items"]]
-
-    graph = StateGraph(State)
-    graph.add_node("branch_a", branch_a)
-    graph.add_node("branch_b", branch_b)
-    graph.add_node("worker", worker)
-    graph.add_edge(START, "branch_a")
-    graph.add_edge(START, "branch_b")
-    graph.add_conditional_edges("branch_a", fan_out, ["worker"])
-    graph.add_edge("branch_b", END)
-    graph.add_edge("worker", END)
     handler = make_handler(mlflow_store, experiment_name, workflow_name="fan")
-    graph.compile().invoke({"items": ["x", "y", "z"]}, config={"callbacks": [handler]})
+    fan_out_app().invoke({"items": ["x", "y", "z"]}, config={"callbacks": [handler]})
     assert handler.flush(60)
     (parent,), _ = runs_of(mlflow_client, experiment_name)
     trace = trace_of_run(mlflow_client, experiment_name, parent)
