@@ -157,10 +157,15 @@ def test_sequential_graph_trace_mirrors_the_run(
     # The experiment opens on MLflow's GenAI views.
     experiment = mlflow_client.get_experiment_by_name(experiment_name)
     assert experiment.tags[EXPERIMENT_KIND_TAG] == GENAI_EXPERIMENT_KIND
-    # The fluent API finds it by run id too.
-    found = mlflow.search_traces(
-        locations=[experiment.experiment_id], run_id=parent.info.run_id, return_type="list"
-    )
+    # The fluent API finds it by run id too (it reads the process-wide tracking URI).
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_store)
+    try:
+        found = mlflow.search_traces(
+            locations=[experiment.experiment_id], run_id=parent.info.run_id, return_type="list"
+        )
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
     assert [t.info.trace_id for t in found] == [trace.info.trace_id]
     handler.close()
 
@@ -516,6 +521,8 @@ def test_langchain_autolog_on_skips_our_trace(
 ):
     # Autolog writes its own traces to the global tracking URI: point it at the test store.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_store)  # an earlier test may have pinned another one
     mlflow.langchain.autolog(silent=True)
     try:
         handler = make_handler(mlflow_store, experiment_name)
@@ -527,6 +534,7 @@ def test_langchain_autolog_on_skips_our_trace(
         mlflow.langchain.autolog(disable=True, silent=True)
         mlflow.flush_trace_async_logging()  # autolog's own trace, into the store, now
         mlflow.tracing.reset()  # drop the tracer provider bound to this test's store
+        mlflow.set_tracking_uri(previous_uri)
     (parent,), _ = runs_of(mlflow_client, experiment_name)
     assert parent.data.tags[TRACE_SKIPPED_TAG] == SKIPPED_FOR_AUTOLOG
     assert TRACE_ID_TAG not in parent.data.tags
