@@ -368,3 +368,23 @@ def test_stream_without_usage_is_estimated_and_tagged(mlflow_store, experiment_n
     assert parent.data.tags["tokens_estimated"] == "true"
     assert parent.data.metrics["total_output_tokens"] > 0
     assert parent.data.metrics["total_input_tokens"] > 0
+
+
+def test_llm_cache_hit_costs_nothing_and_the_paid_call_keeps_its_cost(
+    mlflow_store, experiment_name, mlflow_client
+):
+    from langchain_core.caches import InMemoryCache
+
+    model = repeating("cached", 1000, 500)
+    model.cache = InMemoryCache()
+    handler = make_handler(mlflow_store, experiment_name)
+    for _ in range(2):
+        model.invoke("same prompt", config={"callbacks": [handler]})
+    assert handler.flush(60)
+    parents, _ = runs_of(mlflow_client, experiment_name)
+    (hit,) = [p for p in parents if p.data.tags.get("llm_cache_hit") == "true"]
+    (paid,) = [p for p in parents if p is not hit]
+    assert paid.data.metrics["total_cost_usd"] == pytest.approx(0.00155)
+    assert "llm_cache_hit" not in paid.data.tags
+    assert hit.data.metrics["total_cost_usd"] == 0
+    assert hit.data.tags["llm_cache_hit"] == "true"

@@ -25,7 +25,8 @@ from configurable_agents.observability.usage import (
     is_llm_cache_hit,
     missing_stream_usage_hint,
     model_name_from_response,
-    pin_generations,
+    restore_result,
+    snapshot_result,
     usage_from_mapping,
 )
 
@@ -253,7 +254,7 @@ class _Capture(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, **kwargs: object) -> None:
         self.results.append(response)
-        self.pinned.append(pin_generations(response))
+        self.pinned.append(restore_result(snapshot_result(response)))
 
 
 def test_llm_cache_hit_is_flagged_and_costs_nothing() -> None:
@@ -265,7 +266,8 @@ def test_llm_cache_hit_is_flagged_and_costs_nothing() -> None:
     model.invoke("same prompt", config={"callbacks": [capture]})
     # on_llm_end fires for the cache hit too. The cache hands back the generation
     # objects it stored -- the same ones the first result holds -- and langchain-core
-    # reassigns their message on a hit, so only the pinned copy keeps the paid call.
+    # reassigns their message on a hit, so only the snapshot (what the handler keeps)
+    # holds the paid call.
     first, second = capture.pinned
     assert is_llm_cache_hit(capture.results[0])  # the unpinned first result was rewritten
 

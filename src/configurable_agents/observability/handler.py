@@ -136,7 +136,6 @@ class MLflowCallbackHandler(BaseCallbackHandler):
             pricing=pricing if pricing is not None else self.config.pricing,
             redactor=redactor,
         )
-        self._closed = False
 
     # ---- construction helpers -------------------------------------------------------------
 
@@ -170,7 +169,6 @@ class MLflowCallbackHandler(BaseCallbackHandler):
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop the exporter thread. Idempotent."""
-        self._closed = True
         return self._exporter.close(self.config.flush_timeout_s if timeout is None else timeout)
 
     def stats(self) -> ExporterStats:

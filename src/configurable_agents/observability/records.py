@@ -33,7 +33,6 @@ class LLMCallRecord:
     end_ns: int | None = None
     first_token_ns: int | None = None
     response: Any = None  # LLMResult
-    chunks: list[Any] | None = None  # streamed ChatGenerationChunks, only if no final usage
     error: BaseException | None = None
     retry_attempt: int = 1
 

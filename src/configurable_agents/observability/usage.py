@@ -56,7 +56,8 @@ __all__ = [
     "is_llm_cache_hit",
     "missing_stream_usage_hint",
     "model_name_from_response",
-    "pin_generations",
+    "restore_result",
+    "snapshot_result",
     "usage_from_mapping",
 ]
 
@@ -445,24 +446,6 @@ def restore_result(value: Any) -> Any:
         ],
         llm_output=value.llm_output,
     )
-
-
-def pin_generations(result: Any) -> Any:
-    """A shallow copy of an ``LLMResult`` whose generations keep their current messages.
-
-    Call it in ``on_llm_end`` when extraction happens later (exporter thread):
-    langchain-core's InMemoryCache hands back the *same* ``ChatGeneration`` objects
-    it stored, and a later cache hit reassigns ``generation.message`` to a copy with
-    ``total_cost: 0``, which would make the earlier, paid call look like a free
-    cache hit. Copying each generation (not the messages) is cheap and pins them.
-    """
-    if isinstance(result, LLMResult):
-        pinned: list[Any] = [[g.model_copy() for g in gens] for gens in result.generations]
-    elif isinstance(result, ChatResult):
-        pinned = [g.model_copy() for g in result.generations]
-    else:
-        return result
-    return result.model_copy(update={"generations": pinned})
 
 
 def _messages(obj: Any) -> list[tuple[Any, Mapping[str, Any] | None]]:
