@@ -186,34 +186,12 @@ class MLflowCallbackHandler(BaseCallbackHandler):
 
     # ---- cheap skipping when disabled ---------------------------------------------------------
 
-    @property
-    def ignore_llm(self) -> bool:
+    def _skip_when_disabled(self) -> bool:
         return not self.config.enabled
 
-    @property
-    def ignore_chain(self) -> bool:
-        return not self.config.enabled
-
-    @property
-    def ignore_agent(self) -> bool:
-        # langchain-core gates tool events on ignore_agent too.
-        return not self.config.enabled
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return not self.config.enabled
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        return not self.config.enabled
-
-    @property
-    def ignore_retry(self) -> bool:
-        return not self.config.enabled
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return not self.config.enabled
+    # langchain-core checks these before every event; ignore_agent also gates tool events.
+    ignore_llm = ignore_chain = ignore_agent = ignore_retriever = property(_skip_when_disabled)
+    ignore_chat_model = ignore_retry = ignore_custom_event = property(_skip_when_disabled)
 
     # ---- tree bookkeeping -------------------------------------------------------------------
 
