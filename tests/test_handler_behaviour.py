@@ -18,6 +18,7 @@ from configurable_agents.config import MLFlowConfig
 from configurable_agents.observability import MLflowCallbackHandler
 from tests.fakes import flaky, repeating
 from tests.test_handler_shapes import article_writer, artifact_text, children, make_handler, runs_of
+from tests.test_traces import assert_traces_linked_exactly
 
 
 class State(TypedDict, total=False):
@@ -219,7 +220,10 @@ def test_32_threads_share_one_handler(mlflow_store, experiment_name, mlflow_clie
         t.join()
     assert errors == []
     assert handler.flush(120)
+    assert handler.stats().internal_errors == 0
     _assert_each_invocation_exact(mlflow_client, experiment_name, 32)
+    # The traces too: each linked to its own run (MLflow's autolog gets this wrong).
+    assert_traces_linked_exactly(mlflow_client, experiment_name, 32)
     assert handler.stats().active_runs == 0
 
 
@@ -240,6 +244,7 @@ def test_asyncio_gather_100_ainvoke(mlflow_store, experiment_name, mlflow_client
     asyncio.run(main())
     assert handler.flush(180)
     _assert_each_invocation_exact(mlflow_client, experiment_name, 100)
+    assert_traces_linked_exactly(mlflow_client, experiment_name, 100)
 
 
 def test_abatch_gets_one_parent_per_input(mlflow_store, experiment_name, mlflow_client):
