@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,29 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
+def _mode_table(
+    add: Callable[[str], None],
+    latency: list[dict[str, Any]],
+    names: list[tuple[str, str]],
+    cell: Callable[[dict[str, Any], dict[str, Any]], str | None],
+    *,
+    skip: tuple[str, ...] = (),
+    only_filled_rows: bool = False,
+) -> None:
+    """A mode x workload markdown table; ``cell`` gives None (shown as "-") for no value."""
+    add("| mode | " + " | ".join(w["workload"] for w in latency) + " |")
+    add("| --- |" + " ---: |" * len(latency))
+    for name, label in names:
+        if name in skip:
+            continue
+        cells = [
+            None if (data := w["modes"].get(name)) is None else cell(data, w) for w in latency
+        ]
+        if only_filled_rows and all(c is None for c in cells):
+            continue
+        add(f"| {label} | " + " | ".join("-" if c is None else c for c in cells) + " |")
+
+
 def _mode_names(latency: list[dict[str, Any]]) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for workload in latency:
@@ -135,20 +159,11 @@ def render(results: dict[str, Any]) -> str:
         add("Overhead of each mode as a multiple of `mlflow.langchain.autolog()`'s overhead on "
             "the same workload (lower is better; autolog = 1.00).")
         add("")
-        add("| mode | " + " | ".join(w["workload"] for w in latency) + " |")
-        add("| --- |" + " ---: |" * len(latency))
-        for name, label in names:
-            if name == "none":
-                continue
-            cells = []
-            for w in latency:
-                data = w["modes"].get(name)
-                base = w["modes"].get("autolog", {}).get("overhead_ms")
-                if data is None or not _ok(base) or not base:
-                    cells.append("-")
-                else:
-                    cells.append(_fmt(data["overhead_ms"] / base))
-            add(f"| {label} | " + " | ".join(cells) + " |")
+        def relative(data: dict[str, Any], workload: dict[str, Any]) -> str | None:
+            base = workload["modes"].get("autolog", {}).get("overhead_ms")
+            return _fmt(data["overhead_ms"] / base) if _ok(base) and base else None
+
+        _mode_table(add, latency, names, relative, skip=("none",))
         add("")
     if results.get("throughput"):
         tp = results["throughput"]
@@ -189,46 +204,22 @@ def render(results: dict[str, Any]) -> str:
     if latency:
         add("### Absolute caller latency per invocation (ms, median / p95)")
         add("")
-        add("| mode | " + " | ".join(w["workload"] for w in latency) + " |")
-        add("| --- |" + " ---: |" * len(latency))
-        for name, label in names:
-            cells = []
-            for w in latency:
-                data = w["modes"].get(name)
-                cells.append("-" if data is None else
-                             f"{_fmt(data['wall_ms']['median'])} / {_fmt(data['wall_ms']['p95'])}")
-            add(f"| {label} | " + " | ".join(cells) + " |")
+        _mode_table(add, latency, names, lambda d, _w: (
+            f"{_fmt(d['wall_ms']['median'])} / {_fmt(d['wall_ms']['p95'])}"))
         add("")
         add("### Absolute overhead vs no callbacks (ms, median of paired differences)")
         add("")
-        add("| mode | " + " | ".join(w["workload"] for w in latency) + " |")
-        add("| --- |" + " ---: |" * len(latency))
-        for name, label in names:
-            if name == "none":
-                continue
-            cells = [
-                "-" if (d := w["modes"].get(name)) is None else _fmt(d["overhead_ms"], ".3f")
-                for w in latency
-            ]
-            add(f"| {label} | " + " | ".join(cells) + " |")
+        _mode_table(add, latency, names, lambda d, _w: _fmt(d["overhead_ms"], ".3f"),
+                    skip=("none",))
         add("")
         add("### Time until everything is persisted (ms from call to flushed, median / p95)")
         add("")
-        add("| mode | " + " | ".join(w["workload"] for w in latency) + " |")
-        add("| --- |" + " ---: |" * len(latency))
-        for name, label in names:
-            cells = []
-            persisting = False
-            for w in latency:
-                data = w["modes"].get(name)
-                p = data and data.get("persisted_ms")
-                if p:
-                    persisting = True
-                    cells.append(f"{_fmt(p['median'], '.1f')} / {_fmt(p['p95'], '.1f')}")
-                else:
-                    cells.append("-")
-            if persisting:
-                add(f"| {label} | " + " | ".join(cells) + " |")
+
+        def persisted(data: dict[str, Any], _workload: dict[str, Any]) -> str | None:
+            p = data.get("persisted_ms")
+            return f"{_fmt(p['median'], '.1f')} / {_fmt(p['p95'], '.1f')}" if p else None
+
+        _mode_table(add, latency, names, persisted, only_filled_rows=True)
         add("")
         add("Samples per mode and workload: " + "; ".join(
             f"{w['workload']} {w['rounds']} rounds ({w['seconds']:.0f} s)" for w in latency
