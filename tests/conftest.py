@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from configurable_agents.config.loader import ENV_OVERRIDES
+
 # Tests never touch the network: keep tiktoken and MLflow from trying.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -48,3 +50,12 @@ def experiment_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def mlflow_client(mlflow_store: str) -> MlflowClient:
     return MlflowClient(mlflow_store)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cwd; ``ls`` after the test must show only the YAML files the test wrote."""
+    monkeypatch.chdir(tmp_path)
+    for var in ENV_OVERRIDES:
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path

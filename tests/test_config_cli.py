@@ -9,24 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from configurable_agents.cli import app
-from configurable_agents.config.loader import ENV_OVERRIDES
+from tests.test_config_loader import write
 
 SECRET = "S3cr3t-Pa55"
 runner = CliRunner()
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for var in ENV_OVERRIDES:
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
-
-
-def write(directory: Path, text: str, name: str = "workflow.yaml") -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def mlflow_file(directory: Path, *lines: str) -> Path:

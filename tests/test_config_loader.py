@@ -45,15 +45,6 @@ state:
 """
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cwd; ``ls`` after the test must show only the YAML files the test wrote."""
-    monkeypatch.chdir(tmp_path)
-    for var in ENV_OVERRIDES:
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
-
-
 def write(directory: Path, text: str, name: str = "workflow.yaml") -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
