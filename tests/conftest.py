@@ -13,6 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.config.loader import ENV_OVERRIDES
+from tests.servers import PostgresCluster, PostgresUnavailable, start_postgres
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Tests never touch the network: keep tiktoken and MLflow from trying.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -59,3 +62,23 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ENV_OVERRIDES:
         monkeypatch.delenv(var, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster | None]:
+    """One private PostgreSQL cluster per session (tests create a database each).
+
+    None where PostgreSQL is not installed, so a laptop without it can still run the rest;
+    in CI (which installs it) that is a failure, never a skip.
+    """
+    try:
+        cluster = start_postgres()
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
+        yield None
+        return
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -28,23 +28,21 @@ from configurable_agents.observability.assemble import RunPlan
 from configurable_agents.observability.mlflow_writer import MlflowWriter
 from configurable_agents.observability.spool import Spool
 from tests.fakes import repeating
-from tests.servers import LatencyProxy, MlflowServer, PostgresUnavailable, start_postgres
+from tests.servers import LatencyProxy, MlflowServer, PostgresCluster
 from tests.test_handler_shapes import article_writer, children, runs_of
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="module")
-def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+def team_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres_cluster: PostgresCluster | None
+) -> Iterator[MlflowServer]:
     """The documented team setup: mlflow server + PostgreSQL + a local artifact root."""
     root = tmp_path_factory.mktemp("team-server")
-    cluster = None
-    try:
-        cluster = start_postgres()
-        backend = cluster.create_database(f"mlflow_{uuid.uuid4().hex[:8]}")
-    except PostgresUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI must run the team-server tests against PostgreSQL: {exc}")
+    if postgres_cluster is not None:
+        backend = postgres_cluster.create_database(f"mlflow_{uuid.uuid4().hex[:8]}")
+    else:
         backend = f"sqlite:///{root / 'server.db'}"
     server = MlflowServer(backend, root / "artifacts")
     server.start()
@@ -53,8 +51,6 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServ
         yield server
     finally:
         server.stop()
-        if cluster is not None:
-            cluster.stop()
 
 
 def server_handler(url: str, experiment: str, tmp_path: Path, **config) -> MLflowCallbackHandler:

@@ -86,6 +86,7 @@ def test_costs_json_and_csv_parse_back(seeded: tuple[str, str, list[str]]) -> No
     assert groups["plan"]["duration_mean_s"] == pytest.approx(0.375)
     assert groups["plan"]["unpriced_runs"] == 1
     assert data["totals"]["runs"] == 8
+    assert data["scope"]["read_via"] == "database"
 
     result = invoke("costs", *base(seeded), "-g", "team", "-g", "day", "--format", "csv")
     assert result.exit_code == 0, result.output
@@ -195,6 +196,21 @@ def test_compare_table_and_json(seeded: tuple[str, str, list[str]]) -> None:
     overall_cost = next(r for r in as_csv if r["scope"] == "overall"
                         and r["measure"] == "cost_usd")
     assert float(overall_cost["absolute"]) == pytest.approx(-0.04)
+
+
+def test_no_direct_db_reads_through_search_runs_with_the_same_result(
+    seeded: tuple[str, str, list[str]],
+) -> None:
+    outputs = [json.loads(invoke("costs", *base(seeded), "-g", "model,team", "-f", "json",
+                                 *flag).stdout) for flag in ([], ["--no-direct-db"])]
+    assert [o["scope"].pop("read_via") for o in outputs] == ["database", "search_runs"]
+    assert outputs[0] == outputs[1]
+    compared = [json.loads(invoke("compare", *base(seeded), "-f", "json", *flag,
+                                  "--baseline", "tags.team = 'data'",
+                                  "--candidate", "tags.team = 'ml'").stdout)
+                for flag in ([], ["--no-direct-db"])]
+    assert [c["scope"].pop("read_via") for c in compared] == ["database", "search_runs"]
+    assert compared[0] == compared[1]
 
 
 def test_compare_empty_side(seeded: tuple[str, str, list[str]]) -> None:

@@ -54,6 +54,11 @@ SINCE = typer.Option(None, "--since", help="7d, 12h, 30m, 2w, today or an ISO da
 UNTIL = typer.Option(None, "--until", help="Same forms; a bare date includes that whole day.")
 FORMAT = typer.Option(Format.table, "--format", "-f", help="table, json or csv.")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")
+DIRECT_DB = typer.Option(
+    True, "--direct-db/--no-direct-db",
+    help="On a database tracking URI (sqlite, postgresql, mysql) read MLflow's tables "
+    "directly, read-only (several times faster on large experiments); --no-direct-db goes "
+    "through MLflow's search_runs API.")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -119,6 +124,7 @@ def costs(
     top: int | None = typer.Option(None, "--top", min=1, help="Only the N costliest groups."),
     plot: Path | None = typer.Option(
         None, "--plot", help="Also write a PNG: cost per day stacked by the first group-by key."),
+    direct_db: bool = DIRECT_DB,
 ) -> None:
     """Runs, success rate, tokens, cost, duration (mean, p95) and retries per group."""
     _http_fail_fast()
@@ -127,7 +133,7 @@ def costs(
             report = cost_report(
                 group_by or ["workflow"], tracking_uri=tracking_uri, experiments=experiment,
                 since=since, until=until, filter_string=filter_string, top=top,
-                progress=progress)
+                progress=progress, direct_db=direct_db)
     except ReportError as exc:
         raise _fail(str(exc)) from None
     if report.empty and fmt is not Format.table:
@@ -154,6 +160,7 @@ def compare(
     until: str | None = UNTIL,
     fmt: Format = FORMAT,
     output: Path | None = OUTPUT,
+    direct_db: bool = DIRECT_DB,
 ) -> None:
     """Side-by-side measures with absolute and relative deltas, overall and per node."""
     _http_fail_fast()
@@ -161,7 +168,7 @@ def compare(
         with _progress() as progress:
             result = compare_runs(baseline, candidate, tracking_uri=tracking_uri,
                                   experiments=experiment, since=since, until=until,
-                                  progress=progress)
+                                  progress=progress, direct_db=direct_db)
     except ReportError as exc:
         raise _fail(str(exc)) from None
     if fmt is not Format.table:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from configurable_agents.config.schema import redact_uri
+from configurable_agents.observability.store_errors import flat_message, shorten
 from configurable_agents.observability.tracking import prepare_tracking_uri
 
 # Tag names from the run layout contract (docs: "MLflow run layout").
@@ -206,8 +207,7 @@ def _errors(uri: str, doing: str) -> Iterator[None]:
     except RetentionError:
         raise
     except Exception as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        message = message.replace(uri, redact_uri(uri))
+        message = flat_message(exc, uri)
         reach = {
             "refused": "connection refused",
             "timed out": "timed out",
@@ -220,9 +220,8 @@ def _errors(uri: str, doing: str) -> Iterator[None]:
                 raise RetentionError(
                     f"cannot reach tracking server {redact_uri(uri)} ({cause})"
                 ) from None
-        if len(message) > 300:
-            message = message[:297] + "..."
-        raise RetentionError(f"cannot {doing} at {redact_uri(uri)}: {message}") from None
+        raise RetentionError(
+            f"cannot {doing} at {redact_uri(uri)}: {shorten(message)}") from None
 
 
 class _Backend:
