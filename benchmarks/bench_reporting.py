@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", type=int, default=200)
     parser.add_argument("--db", type=Path, default=None, help="reuse / create this sqlite file")
     parser.add_argument("--client-only", action="store_true")
+    parser.add_argument("--database-only", action="store_true",
+                        help="skip the search_runs baseline (minutes on 20,000 parents)")
     args = parser.parse_args(argv)
 
     db = args.db or Path(tempfile.mkdtemp(prefix="bench_reporting_")) / "mlflow.db"
@@ -220,12 +222,28 @@ def main(argv: list[str] | None = None) -> int:
                                                                         "node")
     print(f"store: {parents} workflow runs, {nodes} node runs")
 
+    print(f"{'report costs --group-by':<26}{'database':>10}{'search_runs':>13}{'ratio':>8}")
     for group_by in (("workflow",), ("node",), ("workflow", "day"), ("model",)):
-        t0 = time.perf_counter()
-        report = cost_report(group_by, tracking_uri=uri, experiments=[name])
-        seconds = time.perf_counter() - t0
-        print(f"report costs --group-by {','.join(group_by):<14} {seconds:6.2f} s "
-              f"({report.totals.runs} rows, {len(report.groups)} groups)")
+        seconds, reports = {}, {}
+        # Both readers in the same run, database first then search_runs: the ratio is what
+        # the direct read buys on this machine today; the totals must agree exactly.
+        for direct_db in (True, False):
+            t0 = time.perf_counter()
+            report = cost_report(group_by, tracking_uri=uri, experiments=[name],
+                                 direct_db=direct_db)
+            seconds[direct_db] = time.perf_counter() - t0
+            reports[direct_db] = report
+            if args.database_only:
+                break
+        fast = reports[True]
+        if not args.database_only:
+            slow = reports[False]
+            assert (fast.scope.read_via, slow.scope.read_via) == ("database", "search_runs")
+            assert fast.groups == slow.groups and fast.totals == slow.totals, group_by
+        slow_s = f"{seconds[False]:10.2f} s" if False in seconds else f"{'-':>12}"
+        ratio = f"{seconds[False] / seconds[True]:7.1f}x" if False in seconds else f"{'-':>8}"
+        print(f"{','.join(group_by):<26}{seconds[True]:8.2f} s{slow_s} {ratio}"
+              f"  ({fast.totals.runs} rows, {len(fast.groups)} groups)")
     return 0
 
 
