@@ -574,3 +574,61 @@ def test_cli_stale(
     both = invoke([*base, "--older-than-days", "0", "--yes"])
     assert both.exit_code == 0, both.output
     assert deleted_ids(mlflow_client, exp) == {dead}
+
+
+# --------------------------------------------------------------------------- traces
+
+
+def test_cleanup_deletes_exactly_the_deleted_workflows_traces(
+    mlflow_client: MlflowClient, mlflow_store: str, experiment_name: str
+) -> None:
+    """Traces hold the same prompts as the runs: retention must not leave them behind."""
+    from tests.fakes import repeating
+    from tests.test_handler_shapes import article_writer, make_handler
+    from tests.test_traces import traces_of
+
+    def invoke_twice() -> None:
+        handler = make_handler(mlflow_store, experiment_name)
+        app = article_writer(repeating("text", 100, 10))
+        for n in range(2):
+            app.invoke({"topic": f"t{n}"}, config={"callbacks": [handler]})
+        assert handler.flush(60)
+        handler.close()
+
+    def workflow_traces(run_ids: set[str]) -> set[str]:
+        return {mlflow_client.get_run(r).data.tags["configurable_agents.trace_id"]
+                for r in run_ids}
+
+    invoke_twice()
+    time.sleep(0.01)
+    between = int(time.time() * 1000)
+    invoke_twice()
+    exp = mlflow_client.get_experiment_by_name(experiment_name).experiment_id
+    workflows = {r.info.run_id: r.info.start_time for r in mlflow_client.search_runs(
+        [exp], f"tags.`{KIND_TAG}` = 'workflow'")}
+    older = {r for r, start in workflows.items() if start < between}
+    newer = set(workflows) - older
+    assert len(older) == len(newer) == 2
+    assert {t.info.trace_id for t in traces_of(mlflow_client, experiment_name)} == (
+        workflow_traces(older) | workflow_traces(newer))
+
+    dry = cleanup_runs(mlflow_store, [experiment_name], 0, now_ms=between, dry_run=True)
+    assert (dry.matched, dry.traces_matched, dry.traces_deleted) == (2, 2, 0)
+    kept = cleanup_runs(mlflow_store, [experiment_name], 0, now_ms=between,
+                        delete_traces=False)
+    assert (kept.deleted, kept.traces_matched, kept.traces_deleted) == (6, 2, 0)
+    assert len(traces_of(mlflow_client, experiment_name)) == 4
+
+    base = ["--older-than-days", "0", "-e", experiment_name, "--tracking-uri", mlflow_store]
+    dry_cli = invoke([*base, "--dry-run"])
+    assert "2 traces would be deleted" in dry_cli.output, dry_cli.output
+    result = invoke([*base, "--keep-traces"], input="n\n")
+    assert "Delete 6 runs (2 workflow runs and their nested runs) started" in result.output
+    result = invoke(base, input="n\n")
+    assert "and permanently delete their 2 traces," in result.output
+    result = invoke([*base, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Total: 2 workflow runs matched, 6 runs, 6 deleted, 2 traces deleted." in (
+        result.output)
+    remaining = {t.info.trace_id for t in traces_of(mlflow_client, experiment_name)}
+    assert remaining == workflow_traces(older)  # kept by delete_traces=False above

@@ -124,14 +124,24 @@ def _print_cleanup(summary: CleanupSummary) -> None:
             line += f", {e.runs_matched if summary.dry_run else e.purged} " + (
                 "would be purged" if summary.dry_run else "purged"
             )
+        if summary.delete_traces and e.traces_matched:
+            line += f", {e.traces_matched if summary.dry_run else e.traces_deleted} traces " + (
+                "would be deleted" if summary.dry_run else "deleted"
+            )
         if e.skipped_running:
             line += f"; {e.skipped_running} RUNNING skipped (--include-running, or --stale)"
         typer.echo(line)
     total = summary.runs_matched if summary.dry_run else summary.deleted
     purged = summary.runs_matched if summary.dry_run else summary.purged
+    traces = ""
+    if summary.traces_matched and summary.delete_traces:
+        count = summary.traces_matched if summary.dry_run else summary.traces_deleted
+        traces = f", {count} traces {verb}"
+    elif summary.traces_matched:
+        traces = f"; {summary.traces_matched} traces kept (--keep-traces)"
     typer.echo(
         f"Total: {summary.matched} workflow runs matched, {summary.runs_matched} runs, "
-        f"{total} {verb}" + (f", {purged} purged" if summary.purge else "") + "."
+        f"{total} {verb}" + (f", {purged} purged" if summary.purge else "") + traces + "."
     )
 
 
@@ -153,12 +163,14 @@ def _print_stale(summary: StaleSummary) -> None:
     typer.echo(f"Total: {summary.stale_count} stale workflow runs{closed}.")
 
 
-def _confirm(plan: CleanupPlan, purge: bool) -> bool:
+def _confirm(plan: CleanupPlan, purge: bool, delete_traces: bool) -> bool:
     names = ", ".join(e.name for e in plan.experiments)
     action = "Permanently delete (purge)" if purge else "Delete"
+    traces = sum(len(e.trace_ids) for e in plan.experiments) if delete_traces else 0
+    also = f", and permanently delete their {traces} traces," if traces else ""
     return typer.confirm(
         f"{action} {plan.run_count} runs ({plan.workflow_count} workflow runs and their nested "
-        f"runs) started before {_when(plan.cutoff_ms)} from {names} at "
+        f"runs){also} started before {_when(plan.cutoff_ms)} from {names} at "
         f"{redact_uri(plan.tracking_uri)}?",
         default=False,
         err=True,
@@ -194,6 +206,10 @@ def cleanup(
     ),
     include_running: bool = typer.Option(
         False, "--include-running", help="Also delete old runs that are still RUNNING."
+    ),
+    keep_traces: bool = typer.Option(
+        False, "--keep-traces", help="Keep the deleted workflows' MLflow traces (by default "
+        "they are deleted with the runs; MLflow has no soft delete for traces)."
     ),
     stale: bool = typer.Option(
         False, "--stale", help="Mark KILLED the RUNNING runs whose process died."
@@ -250,12 +266,14 @@ def cleanup(
             )
         if dry_run:
             _print_plan(plan)
-            _print_cleanup(summarize_plan(plan, dry_run=True, purge=purge))
+            _print_cleanup(summarize_plan(plan, dry_run=True, purge=purge,
+                                          delete_traces=not keep_traces))
             return
-        if plan.run_count and not yes and not _confirm(plan, purge):
+        if plan.run_count and not yes and not _confirm(plan, purge, not keep_traces):
             raise _fail("aborted; nothing deleted")
         with _progress_bar() as progress:
-            summary = apply_cleanup(plan, purge=purge, progress=progress)
+            summary = apply_cleanup(plan, purge=purge, delete_traces=not keep_traces,
+                                    progress=progress)
     except RetentionError as exc:
         raise _fail(str(exc)) from None
     _print_cleanup(summary)

@@ -36,6 +36,7 @@ PARENT_TAG = "mlflow.parentRunId"
 HOST_TAG = "configurable_agents.host"
 PID_TAG = "configurable_agents.pid"
 HEARTBEAT_TAG = "configurable_agents.heartbeat_ms"
+TRACE_ID_TAG = "configurable_agents.trace_id"  # the workflow's MLflow trace (traces.py)
 CLOSED_BY_TAG = "configurable_agents.closed_by"
 CLOSED_REASON_TAG = "configurable_agents.closed_reason"
 CLOSED_BY_VALUE = "cleanup --stale"
@@ -49,7 +50,9 @@ DAY_MS = 86_400_000
 _SCAN_SLACK_MS = 3_600_000
 
 # The only tags cleanup reads; keeping just these bounds memory on large cleanups.
-_KEPT_TAGS = frozenset({KIND_TAG, PARENT_TAG, HOST_TAG, PID_TAG, HEARTBEAT_TAG})
+_KEPT_TAGS = frozenset({KIND_TAG, PARENT_TAG, HOST_TAG, PID_TAG, HEARTBEAT_TAG, TRACE_ID_TAG})
+# MLflow's delete_traces takes at most 100 trace ids per call.
+_TRACE_BATCH = 100
 
 ProgressFn = Callable[[str, int, int | None], None]
 """``progress(phase, done, total)``: called as runs are found and processed."""
@@ -89,6 +92,11 @@ class RunTree:
     def nested(self) -> list[RunRef]:
         return self.runs[:-1]
 
+    @property
+    def trace_id(self) -> str | None:
+        """The workflow's trace (one per invocation), when it was logged with one."""
+        return self.root.tags.get(TRACE_ID_TAG)
+
 
 @dataclass(slots=True)
 class ExperimentPlan:
@@ -100,6 +108,10 @@ class ExperimentPlan:
     @property
     def run_count(self) -> int:
         return sum(len(t.runs) for t in self.trees)
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return [t.trace_id for t in self.trees if t.trace_id]
 
 
 @dataclass(slots=True)
@@ -133,6 +145,8 @@ class ExperimentCleanup:
     purged: int = 0
     skipped_running: int = 0
     matched_run_ids: list[str] = field(default_factory=list)
+    traces_matched: int = 0
+    traces_deleted: int = 0
 
 
 @dataclass(slots=True)
@@ -143,6 +157,7 @@ class CleanupSummary:
     dry_run: bool
     purge: bool
     experiments: list[ExperimentCleanup]
+    delete_traces: bool = True
 
     @property
     def matched(self) -> int:
@@ -159,6 +174,14 @@ class CleanupSummary:
     @property
     def purged(self) -> int:
         return sum(e.purged for e in self.experiments)
+
+    @property
+    def traces_matched(self) -> int:
+        return sum(e.traces_matched for e in self.experiments)
+
+    @property
+    def traces_deleted(self) -> int:
+        return sum(e.traces_deleted for e in self.experiments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +417,9 @@ def plan_cleanup(
     )
 
 
-def summarize_plan(plan: CleanupPlan, *, dry_run: bool, purge: bool) -> CleanupSummary:
+def summarize_plan(
+    plan: CleanupPlan, *, dry_run: bool, purge: bool, delete_traces: bool = True
+) -> CleanupSummary:
     """The summary of a plan before anything is applied (counts of deletes still zero)."""
     return CleanupSummary(
         tracking_uri=redact_uri(plan.tracking_uri),
@@ -402,6 +427,7 @@ def summarize_plan(plan: CleanupPlan, *, dry_run: bool, purge: bool) -> CleanupS
         older_than_days=plan.older_than_days,
         dry_run=dry_run,
         purge=purge,
+        delete_traces=delete_traces,
         experiments=[
             ExperimentCleanup(
                 name=e.name,
@@ -410,6 +436,7 @@ def summarize_plan(plan: CleanupPlan, *, dry_run: bool, purge: bool) -> CleanupS
                 runs_matched=e.run_count,
                 skipped_running=e.skipped_running,
                 matched_run_ids=[t.root.run_id for t in e.trees],
+                traces_matched=len(e.trace_ids),
             )
             for e in plan.experiments
         ],
@@ -481,17 +508,25 @@ def check_purge_supported(tracking_uri: str) -> None:
 
 
 def apply_cleanup(
-    plan: CleanupPlan, *, purge: bool = False, progress: ProgressFn | None = None
+    plan: CleanupPlan,
+    *,
+    purge: bool = False,
+    delete_traces: bool = True,
+    progress: ProgressFn | None = None,
 ) -> CleanupSummary:
     """Delete every run of ``plan`` (soft delete; ``purge`` also removes artifacts and rows).
 
-    A run already gone (another cleanup, a user in the UI) is skipped, not an error.
+    The workflows' traces are deleted too unless ``delete_traces`` is False: they hold the
+    same prompts and responses, and MLflow has no soft delete for traces (nor does
+    ``mlflow gc`` remove them), so a retention policy that left them would keep the data it
+    promised to drop. A run already gone (another cleanup, a user in the UI) is skipped,
+    not an error.
     """
     from mlflow.exceptions import MlflowException
 
     backend = _Backend(plan.tracking_uri)
     purger = _Purger(backend) if purge else None
-    summary = summarize_plan(plan, dry_run=False, purge=purge)
+    summary = summarize_plan(plan, dry_run=False, purge=purge, delete_traces=delete_traces)
     total = plan.run_count
     done = 0
     if progress:
@@ -511,7 +546,20 @@ def apply_cleanup(
                 done += 1
                 if progress:
                     progress("deleting runs", done, total)
+        if delete_traces:
+            counts.traces_deleted = _delete_traces(backend, experiment)
     return summary
+
+
+def _delete_traces(backend: _Backend, experiment: ExperimentPlan) -> int:
+    """Delete the plan's traces of one experiment; ids already gone are simply not counted."""
+    ids = experiment.trace_ids
+    deleted = 0
+    for first in range(0, len(ids), _TRACE_BATCH):
+        with _errors(backend.uri, "delete traces"):
+            deleted += backend.client.delete_traces(
+                experiment.experiment_id, trace_ids=ids[first:first + _TRACE_BATCH])
+    return deleted
 
 
 def cleanup_runs(
@@ -521,6 +569,7 @@ def cleanup_runs(
     *,
     dry_run: bool = False,
     purge: bool = False,
+    delete_traces: bool = True,
     include_running: bool = False,
     progress: ProgressFn | None = None,
     now_ms: int | None = None,
@@ -529,8 +578,9 @@ def cleanup_runs(
     """Delete workflow runs older than ``older_than_days`` (by start time) with their trees.
 
     Only runs tagged ``configurable_agents.kind`` in the named experiments are touched;
-    newer runs and (unless ``include_running``) RUNNING ones are left alone. ``dry_run``
-    reports what would go and changes nothing.
+    newer runs and (unless ``include_running``) RUNNING ones are left alone. The deleted
+    workflows' traces go too unless ``delete_traces`` is False. ``dry_run`` reports what
+    would go and changes nothing.
     """
     if purge:
         check_purge_supported(tracking_uri)
@@ -544,8 +594,8 @@ def cleanup_runs(
         progress=progress,
     )
     if dry_run:
-        return summarize_plan(plan, dry_run=True, purge=purge)
-    return apply_cleanup(plan, purge=purge, progress=progress)
+        return summarize_plan(plan, dry_run=True, purge=purge, delete_traces=delete_traces)
+    return apply_cleanup(plan, purge=purge, delete_traces=delete_traces, progress=progress)
 
 
 # --------------------------------------------------------------------------- stale runs
