@@ -30,6 +30,7 @@ from configurable_agents.observability.spool import Spool
 from tests.fakes import repeating
 from tests.servers import LatencyProxy, MlflowServer, PostgresCluster
 from tests.test_handler_shapes import article_writer, children, runs_of
+from tests.test_traces import trace_of_run
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -150,8 +151,17 @@ def test_outage_spools_then_drains_by_itself_exactly_once(team_server, tmp_path)
         cli_app, ["sync", "--tracking-uri", team_server.url, "--spool-dir", str(other_spool)]
     )
     assert result.exit_code == 0, result.output
-    assert "Synced 3 of 3" in result.output
+    assert "Synced 3 of 3 spooled workflows (with 3 traces)" in result.output
     assert_exactly_once(client, experiment, range(23))
+    # Spooled or not, every workflow has its trace, linked both ways, with its node spans.
+    parents, _ = runs_of(client, experiment)
+    for parent in parents:
+        trace = trace_of_run(client, experiment, parent)
+        assert trace.info.state == "OK"
+        assert {"research", "write"} <= {span.name for span in trace.data.spans}
+        tokens = json.loads(trace.info.trace_metadata["mlflow.trace.tokenUsage"])
+        assert tokens["input_tokens"] == parent.data.metrics["total_input_tokens"]
+        assert tokens["output_tokens"] == parent.data.metrics["total_output_tokens"]
     again = CliRunner().invoke(
         cli_app, ["sync", "--tracking-uri", team_server.url, "--spool-dir", str(other_spool)]
     )
@@ -291,6 +301,10 @@ def test_process_exit_with_dead_backend_spools(tmp_path):
     assert len(spooled) == 4
     payload = json.loads(spooled[0].read_text())
     assert payload["plan"]["children"][0]["params"]["node_id"] == "greet"
+    # The trace travels with the runs, so the replay can write it too.
+    trace_id = f"tr-{uuid.UUID(payload['langchain_run_id']).hex}"
+    assert payload["trace"]["info"]["trace_id"] == trace_id
+    assert payload["plan"]["tags"]["configurable_agents.trace_id"] == trace_id
 
 
 def test_sigkill_leaves_running_run_that_cleanup_stale_closes(tmp_path):

@@ -46,10 +46,14 @@ def sync(
         spool, writer, on_error=lambda exc: errors.append(f"{type(exc).__name__}: {exc}")
     )
     left = len(spool)
+    traces = f" (with {result.traces} traces)" if result.traces else ""
     typer.echo(
-        f"Synced {result.written} of {pending} spooled workflows to "
+        f"Synced {result.written} of {pending} spooled workflows{traces} to "
         f"{mlflow_config.display_tracking_uri}; {left} left in {spool.directory}."
     )
+    if result.trace_errors:
+        typer.echo(f"{result.trace_errors} traces could not be written; their runs were "
+                   "(see the warnings above).", err=True)
     if errors:
         message = errors[0].replace(mlflow_config.tracking_uri, mlflow_config.display_tracking_uri)
         typer.echo(f"Stopped at an MLflow error: {message}", err=True)

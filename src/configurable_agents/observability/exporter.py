@@ -356,7 +356,7 @@ class Exporter:
         if not self._breaker.up and not (self._breaker.probe_due() and self._probe()):
             self._spool_plan(job, plan, reason="MLflow unreachable")
             return
-        # Written with the runs (one backend call less); a spooled plan gets no trace.
+        # Written with the runs (one backend call less); _spool_plan sets them itself.
         trace_tags = self._trace_tags(workflow)
         plan.tags.update(trace_tags)
         assert self._writer is not None
@@ -450,9 +450,10 @@ class Exporter:
     def _spool_plan(self, job: _Job, plan: RunPlan, reason: str) -> None:
         workflow = job.workflow
         assert workflow is not None and job.experiment is not None
+        trace = self._trace_for_spool(job, plan)
         try:
             path = self.spool.put(
-                job.experiment, str(workflow.run_id), workflow.mlflow_run_id, plan
+                job.experiment, str(workflow.run_id), workflow.mlflow_run_id, plan, trace
             )
         except OSError as exc:
             with self._cond:
@@ -466,6 +467,28 @@ class Exporter:
         self._log_once(f"spooled:{reason}", "%s: workflows are spooled to %s and will be "
                        "replayed when it is back (or run `configurable-agents sync`)", reason,
                        path.parent)
+
+    def _trace_for_spool(self, job: _Job, plan: RunPlan) -> dict[str, Any] | None:
+        """The trace to replay with the runs (and the run tags that point at it), or None.
+
+        Built now because the spool keeps the assembled plan, not the records a trace is
+        made from; without it a workflow that waited out an outage would have no trace.
+        """
+        assert job.workflow is not None
+        tags = self._trace_tags(job.workflow)
+        if not tags or job.options is None:
+            return None
+        from configurable_agents.observability.traces import TRACE_ID_TAG, trace_for_spool
+
+        trace = None
+        if TRACE_ID_TAG in tags:  # else MLflow's autolog traces these calls: tag only
+            try:
+                trace = trace_for_spool(job.workflow, plan, job.options)
+            except Exception as exc:
+                self.record_internal_error("spool:trace", exc)
+                return None
+        plan.tags.update(tags)
+        return trace
 
     def _maybe_drain(self) -> None:
         if not self._spool_maybe_nonempty:
@@ -632,6 +655,8 @@ class ReplayResult:
     written: int = 0
     failed: int = 0
     corrupt: int = 0
+    traces: int = 0
+    trace_errors: int = 0  # runs written, trace not: the run's trace tag is removed
 
 
 def replay_spool(spool: Spool, writer: Any, on_error: Any = None,
@@ -650,18 +675,38 @@ def replay_spool(spool: Spool, writer: Any, on_error: Any = None,
             continue
         try:
             experiment_id = writer.experiment_id(item.experiment)
-            writer.write_tree(experiment_id, item.plan, item.mlflow_run_id, idempotent=True,
-                              langchain_run_id=item.langchain_run_id)
+            run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
+                                       idempotent=True, langchain_run_id=item.langchain_run_id)
         except Exception as exc:
             spool.release(item)
             result.failed += 1
             if on_error is not None:
                 on_error(exc)
             break
+        if item.trace is not None:
+            _replay_trace(writer, item.trace, experiment_id, run_id, result)
         spool.done(item)
         result.written += 1
     claims.close()
     return result
+
+
+def _replay_trace(writer: Any, trace: dict[str, Any], experiment_id: str, run_id: str,
+                  result: ReplayResult) -> None:
+    """Write a spooled workflow's trace after its runs; a failure leaves the runs trace-less."""
+    from configurable_agents.observability.traces import TRACE_ID_TAG, export_spooled_trace
+
+    try:
+        export_spooled_trace(writer, trace, experiment_id, run_id)
+        result.traces += 1
+    except Exception as exc:
+        result.trace_errors += 1
+        from configurable_agents.observability.store_errors import flat_message, shorten
+
+        logger.warning("the trace of replayed run %s was not written (%s: %s)", run_id,
+                       type(exc).__name__, shorten(flat_message(exc, writer.tracking_uri)))
+        with contextlib.suppress(Exception):  # never point at a trace that is not there
+            writer.client.delete_tag(run_id, TRACE_ID_TAG)
 
 
 def _options(handler: MLflowCallbackHandler) -> AssembleOptions:

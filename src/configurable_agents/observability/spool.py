@@ -47,6 +47,7 @@ class SpooledWorkflow:
     langchain_run_id: str
     mlflow_run_id: str | None
     plan: RunPlan
+    trace: dict[str, Any] | None = None  # the finished trace (Trace.to_dict()), if logged
 
 
 def plan_to_dict(plan: RunPlan) -> dict[str, Any]:
@@ -85,7 +86,12 @@ class Spool:
         self.stale_claim_s = stale_claim_s
 
     def put(
-        self, experiment: str, langchain_run_id: str, mlflow_run_id: str | None, plan: RunPlan
+        self,
+        experiment: str,
+        langchain_run_id: str,
+        mlflow_run_id: str | None,
+        plan: RunPlan,
+        trace: dict[str, Any] | None = None,
     ) -> Path:
         """Write one finished workflow atomically; returns its file."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -98,6 +104,7 @@ class Spool:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "plan": plan_to_dict(plan),
+            "trace": trace,
         }
         name = f"{plan.start_ms:015d}-{langchain_run_id}-{uuid.uuid4().hex[:8]}"
         tmp = self.directory / f".{name}.tmp"
@@ -136,6 +143,7 @@ class Spool:
                     langchain_run_id=data["langchain_run_id"],
                     mlflow_run_id=data.get("mlflow_run_id"),
                     plan=plan_from_dict(data["plan"]),
+                    trace=data.get("trace"),
                 )
             except (OSError, ValueError, KeyError) as exc:
                 bad = claimed.with_name(f"{path.name}.corrupt")

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 # Run tags we add: run -> trace link, and why a run has no trace of ours.
 TRACE_ID_TAG = "configurable_agents.trace_id"
+SPOOLED_EXPERIMENT = "0"  # placeholder location of a spooled trace until it is replayed
 TRACE_SKIPPED_TAG = "configurable_agents.trace_skipped"
 SKIPPED_FOR_AUTOLOG = "mlflow.langchain.autolog"
 
@@ -702,6 +703,36 @@ def export_trace(
     if missing:
         writer.update_tags(run_id, missing)
     return trace_id
+
+
+def trace_for_spool(
+    workflow: WorkflowRecord, plan: RunPlan, options: AssembleOptions
+) -> dict[str, Any]:
+    """``workflow``'s finished trace as JSON-ready data, for a workflow that is being spooled.
+
+    Built now, while the records exist (the spool keeps only the assembled plan); the
+    experiment and the run it links to are filled in by :func:`export_spooled_trace` once the
+    replay has written the runs.
+    """
+    trace = build_trace(workflow, plan, experiment_id=SPOOLED_EXPERIMENT, run_id=None,
+                        options=TraceOptions.from_assemble(options))
+    return trace.to_dict()
+
+
+def export_spooled_trace(
+    writer: MlflowWriter, data: Mapping[str, Any], experiment_id: str, run_id: str
+) -> str:
+    """Write a trace kept by :func:`trace_for_spool`, linked to the run the replay wrote.
+
+    Idempotent like the runs: the trace id is the LangChain root run id, so a replay that is
+    interrupted and run again stores the same trace again, not a second one.
+    """
+    trace = Trace.from_dict(dict(data))
+    trace.info.trace_location = TraceLocation.from_experiment_id(experiment_id)
+    trace.info.trace_metadata[TraceMetadataKey.SOURCE_RUN] = run_id
+    trace_writer = trace_writer_for(writer)
+    trace_writer.ensure_genai_experiment(experiment_id)
+    return trace_writer.write(trace)
 
 
 def langchain_run_id_of(trace: Trace) -> UUID:
