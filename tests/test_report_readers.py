@@ -197,3 +197,17 @@ def test_readers_agree_on_postgres(postgres_uri: str, experiment_name: str) -> N
     assert report.scope.read_via == "database"
     assert report.totals.runs == 9
     assert assert_readers_agree(postgres_uri, experiment_name) > 0
+
+
+def test_old_sqlite_gets_chunks_within_its_variable_limit(
+    mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.32 allows 999 bound variables per statement; the reader stays under."""
+    import sqlite3
+
+    from configurable_agents.observability.report_db import DatabaseReader
+
+    client, uri = open_client(mlflow_store)
+    assert DatabaseReader.for_client(client, uri)._chunk_size == 5000
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    assert DatabaseReader.for_client(client, uri)._chunk_size == 900

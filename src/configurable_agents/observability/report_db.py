@@ -61,6 +61,16 @@ def _mlflow_internals() -> SimpleNamespace | None:
     )
 
 
+def _max_ids_per_query(store: Any) -> int:
+    """Run ids per ``IN (...)``: SQLite before 3.32 allows only 999 bound variables."""
+    if store._get_dialect() == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < (3, 32, 0):
+            return 900
+    return PAGE_SIZE
+
+
 class DatabaseReader:
     """Reads active runs of a ``SqlAlchemyStore`` in chunks: heads first, then their values."""
 
@@ -82,7 +92,7 @@ class DatabaseReader:
         store = getattr(getattr(client, "_tracking_client", None), "store", None)
         if type(store) is not mlflow.SqlAlchemyStore:
             return None
-        return cls(store, uri, mlflow, chunk_size)
+        return cls(store, uri, mlflow, min(chunk_size, _max_ids_per_query(store)))
 
     def search(self, query: RunQuery) -> Iterator[StoredRun]:
         count = 0
