@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from langchain_core.messages.utils import convert_to_openai_messages
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey, TraceTagKey
 
@@ -66,10 +67,6 @@ METADATA_CHARS = 250
 TAG_VALUE_CHARS = 4096
 STACKTRACE_CHARS = 20_000
 TRACE_SCHEMA_VERSION_KEY = "mlflow.trace_schema.version"
-
-_ROLES = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system",
-          "tool": "tool", "function": "function", "developer": "developer"}
-
 
 @dataclass(slots=True)
 class TraceOptions:
@@ -431,33 +428,10 @@ def _root_outputs(workflow: WorkflowRecord) -> Any:
     return outputs
 
 
-def _chat_message(message: Any) -> dict[str, Any]:
-    """A LangChain message in the OpenAI-style shape MLflow's chat view renders."""
-    msg_type = str(getattr(message, "type", "user"))
-    role = getattr(message, "role", None) if msg_type == "chat" else _ROLES.get(msg_type, msg_type)
-    out: dict[str, Any] = {"role": role or "user", "content": getattr(message, "content", message)}
-    tool_calls = getattr(message, "tool_calls", None)
-    if tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": call.get("id"),
-                "type": "function",
-                "function": {"name": call.get("name"), "arguments": _dump(call.get("args", {}))},
-            }
-            for call in tool_calls
-        ]
-    tool_call_id = getattr(message, "tool_call_id", None)
-    if tool_call_id:
-        out["tool_call_id"] = tool_call_id
-    name = getattr(message, "name", None)
-    if name:
-        out["name"] = name
-    return out
-
-
 def _llm_inputs(call: LLMCallRecord) -> Any:
+    """Chat inputs in the OpenAI message shape MLflow's chat view renders."""
     if call.messages is not None:
-        batches = [[_chat_message(m) for m in batch] for batch in call.messages]
+        batches = [convert_to_openai_messages(batch) for batch in call.messages]
         if len(batches) == 1:
             return {"messages": batches[0]}
         return [{"messages": batch} for batch in batches]
@@ -472,9 +446,8 @@ def _generations_output(response: Any) -> Any:
             message = getattr(generation, "message", None)
             info = getattr(generation, "generation_info", None) or {}
             if message is not None:
-                choices.append(
-                    {"message": _chat_message(message), "finish_reason": info.get("finish_reason")}
-                )
+                choices.append({"message": convert_to_openai_messages(message),
+                                "finish_reason": info.get("finish_reason")})
             else:
                 choices.append({"text": getattr(generation, "text", "")})
         outputs.append({"choices": choices})
