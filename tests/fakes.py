@@ -3,83 +3,20 @@
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from configurable_agents.testing import UsageReportingChatModel, reply, usage
+
+__all__ = ["ScriptedToolModel", "UsageChatModel", "flaky", "repeating", "reply", "usage"]
 
 
-def usage(input_tokens: int, output_tokens: int, **details: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-    }
-    data.update(details)
-    return data
-
-
-def reply(
-    text: str,
-    input_tokens: int = 100,
-    output_tokens: int = 50,
-    model: str = "gemini-2.5-flash",
-    **kwargs: Any,
-) -> AIMessage:
-    return AIMessage(
-        text,
-        usage_metadata=usage(input_tokens, output_tokens),
-        response_metadata={"model_name": model},
-        **kwargs,
-    )
-
-
-class UsageChatModel(GenericFakeChatModel):
-    """GenericFakeChatModel with a model name (``ls_model_name``) and tool binding."""
-
-    model_name: str = "gemini-2.5-flash"
-    temperature: float | None = 0.7
-    stream_usage: bool = True
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_model_name"] = self.model_name
-        params["ls_provider"] = "google"
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        return params
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model_name, "temperature": self.temperature}
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
-
-    def _stream(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        """Stream word by word; like OpenAI with stream_usage, usage comes once at the end."""
-        message = self._generate(messages, stop=stop, **kwargs).generations[0].message
-        for token in re.split(r"(\s)", str(message.content)):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=token, id=message.id))
-            if run_manager:
-                run_manager.on_llm_new_token(token, chunk=chunk)
-            yield chunk
-        if self.stream_usage:
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="",
-                    id=message.id,
-                    chunk_position="last",
-                    usage_metadata=getattr(message, "usage_metadata", None),
-                    response_metadata=getattr(message, "response_metadata", {}),
-                )
-            )
+class UsageChatModel(UsageReportingChatModel, GenericFakeChatModel):
+    """GenericFakeChatModel (scripted ``messages``) that reports usage like a provider."""
 
 
 def repeating(

@@ -1,0 +1,105 @@
+"""Offline chat models that report what real providers report, for testing observability.
+
+langchain-core's fake chat models answer, but report no model name and no token usage, so a
+run logged from them has no cost. :class:`UsageReportingChatModel` adds what a provider
+integration sends: ``ls_model_name`` / ``ls_provider`` / ``ls_temperature``, ``usage_metadata``
+and ``response_metadata["model_name"]`` on every reply, usage once in the last chunk when
+streaming (as OpenAI does with ``stream_usage``), and ``bind_tools``. Combine it with any
+chat model that implements ``_generate``::
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from configurable_agents.testing import UsageReportingChatModel, reply
+
+    class FakeGemini(UsageReportingChatModel, GenericFakeChatModel):
+        pass
+
+    model = FakeGemini(messages=iter([reply("hello", input_tokens=12, output_tokens=3)]))
+
+Our own tests and benchmarks use it; so can tests of apps that attach ``MLflowCallbackHandler``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+
+
+def usage(input_tokens: int, output_tokens: int, **details: Any) -> dict[str, Any]:
+    """``usage_metadata`` as providers send it (``details``: e.g. ``input_token_details``)."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        **details,
+    }
+
+
+def reply(
+    text: str,
+    input_tokens: int = 100,
+    output_tokens: int = 50,
+    model: str = DEFAULT_MODEL,
+    **kwargs: Any,
+) -> AIMessage:
+    """An answer carrying usage and the model name, like a provider's."""
+    return AIMessage(
+        text,
+        usage_metadata=usage(input_tokens, output_tokens),  # type: ignore[arg-type]
+        response_metadata={"model_name": model},
+        **kwargs,
+    )
+
+
+class UsageReportingChatModel(BaseChatModel):
+    """The provider-like reporting; the answers come from the model it is combined with."""
+
+    model_name: str = DEFAULT_MODEL
+    temperature: float | None = 0.7
+    stream_usage: bool = True
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_name, "temperature": self.temperature}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_model_name"] = self.model_name
+        params["ls_provider"] = "google"
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        return params
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        """Word by word; usage comes once, in the last chunk."""
+        message = self._generate(messages, stop=stop, **kwargs).generations[0].message
+        for token in re.split(r"(\s)", str(message.content)):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=token, id=message.id))
+            if run_manager:
+                run_manager.on_llm_new_token(token, chunk=chunk)
+            yield chunk
+        if self.stream_usage:
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    id=message.id,
+                    chunk_position="last",
+                    usage_metadata=getattr(message, "usage_metadata", None),
+                    response_metadata=getattr(message, "response_metadata", {}),
+                )
+            )
+
+
+__all__ = ["DEFAULT_MODEL", "UsageReportingChatModel", "reply", "usage"]
