@@ -382,8 +382,6 @@ class Exporter:
             self._after_write(job, plan, run_id, experiment_id)
             return
         self._breaker.trip()
-        for key in trace_tags:
-            plan.tags.pop(key, None)
         self._spool_plan(job, plan, reason="MLflow write failed")
 
     def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
@@ -476,6 +474,8 @@ class Exporter:
         """
         assert job.workflow is not None
         tags = self._trace_tags(job.workflow)
+        for key in tags:  # set again below only if the trace goes along
+            plan.tags.pop(key, None)
         if not tags or job.options is None:
             return None
         from configurable_agents.observability.traces import TRACE_ID_TAG, trace_for_spool
