@@ -37,7 +37,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from configurable_agents.observability.reporting import cost_report
+from configurable_agents.reports.reporting import cost_report
 
 KIND = "configurable_agents.kind"
 WORKFLOWS = {

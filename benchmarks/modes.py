@@ -118,7 +118,7 @@ class OursMode(Mode):
         if redact:
             self.name, self.label = "ours_redact", "ours, async + redact_pii"
             try:
-                from configurable_agents.observability.redaction import Redactor  # noqa: F401
+                from configurable_agents.observability.privacy.redaction import Redactor  # noqa: F401
             except Exception as exc:  # the module is written in parallel; skip, don't fail
                 self.skip_reason = f"redaction.Redactor not importable ({type(exc).__name__})"
         elif async_logging:

@@ -14,15 +14,15 @@ from typer.testing import CliRunner
 
 from configurable_agents.commands.prices_cmd import prices as prices_command
 from configurable_agents.config.loader import ConfigError
-from configurable_agents.observability import cost_estimator
-from configurable_agents.observability.cost_estimator import (
+from configurable_agents.observability.facts import cost_estimator
+from configurable_agents.observability.facts.cost_estimator import (
     PriceBook,
     calculate_cost,
     candidate_names,
     estimate_cost,
     load_price_table,
 )
-from configurable_agents.observability.usage import TokenUsage
+from configurable_agents.observability.facts.usage import TokenUsage
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def test_redaction_reaches_error_messages_and_tracebacks(
 def test_custom_redaction_callable_and_config(mlflow_store, experiment_name, mlflow_client):
     from configurable_agents.config import MLFlowConfig
     from configurable_agents.observability import MLflowCallbackHandler
-    from configurable_agents.observability.redaction import Redactor
+    from configurable_agents.observability.privacy.redaction import Redactor
 
     redactor = Redactor(
         {"extra_patterns": {"ticket": r"TCK-\d{4}"}, "allow_list": ["help@example.com"]},

@@ -15,9 +15,9 @@ import tiktoken
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from configurable_agents.observability import tokenizer
-from configurable_agents.observability.cost_estimator import PriceBook
-from configurable_agents.observability.usage import (
+from configurable_agents.observability.facts import tokenizer
+from configurable_agents.observability.facts.cost_estimator import PriceBook
+from configurable_agents.observability.facts.usage import (
     STREAM_USAGE_HINT,
     TokenUsage,
     estimate_usage,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from configurable_agents.observability.redaction import (
+from configurable_agents.observability.privacy.redaction import (
     DETECTOR_NAMES,
     REDACTION_FAILED,
     RedactionConfig,

@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from configurable_agents.cli import app as cli_app
 from configurable_agents.config import MLFlowConfig
 from configurable_agents.observability import MLflowCallbackHandler
-from configurable_agents.observability.assemble import RunPlan
-from configurable_agents.observability.mlflow_writer import MlflowWriter
-from configurable_agents.observability.spool import Spool
+from configurable_agents.observability.facts.assemble import RunPlan
+from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+from configurable_agents.observability.sinks.spool import Spool
 from tests.fakes import repeating
 from tests.servers import LatencyProxy, MlflowServer, PostgresCluster
 from tests.test_handler_shapes import article_writer, children, runs_of

@@ -20,12 +20,12 @@ from langgraph.graph import END, START, StateGraph
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from configurable_agents.observability.report_store import open_client, open_reader
-from configurable_agents.observability.reporting import (
+from configurable_agents.reports.reporting import (
     ReportError,
     compare_runs,
     cost_report,
 )
+from configurable_agents.reports.store import open_client, open_reader
 from tests.fakes import repeating
 from tests.servers import PostgresCluster
 from tests.test_handler_shapes import article_writer, make_handler
@@ -205,7 +205,7 @@ def test_old_sqlite_gets_chunks_within_its_variable_limit(
     """SQLite before 3.32 allows 999 bound variables per statement; the reader stays under."""
     import sqlite3
 
-    from configurable_agents.observability.report_db import DatabaseReader
+    from configurable_agents.reports.db import DatabaseReader
 
     client, uri = open_client(mlflow_store)
     assert DatabaseReader.for_client(client, uri)._chunk_size == 5000

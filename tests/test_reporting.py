@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from configurable_agents.observability.reporting import (
+from configurable_agents.reports.reporting import (
     ReportError,
     compare_runs,
     cost_report,
@@ -407,7 +407,7 @@ def test_parse_run_ids_and_percentile() -> None:
 
 def test_reports_over_runs_written_by_the_real_handler(mlflow_store, experiment_name) -> None:
     """Seeded through MLflowCallbackHandler and real LangGraph graphs, not hand-made runs."""
-    from configurable_agents.observability.reporting import compare_runs
+    from configurable_agents.reports.reporting import compare_runs
     from tests.fakes import repeating
     from tests.test_handler_shapes import article_writer, make_handler
 

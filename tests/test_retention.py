@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from configurable_agents.commands import cleanup_cmd
-from configurable_agents.observability.retention import (
+from configurable_agents.reports.retention import (
     CLOSED_BY_TAG,
     CLOSED_REASON_TAG,
     DAY_MS,

@@ -17,8 +17,8 @@ import pytest
 import tiktoken
 import tiktoken.load
 
-from configurable_agents.observability import tokenizer
-from configurable_agents.observability.tokenizer import (
+from configurable_agents.observability.facts import tokenizer
+from configurable_agents.observability.facts.tokenizer import (
     count_tokens,
     encoding_name_for_model,
     estimate_usage,
@@ -26,8 +26,10 @@ from configurable_agents.observability.tokenizer import (
     register_encoding,
     reset_cache,
 )
-from configurable_agents.observability.usage import TokenUsage
-from configurable_agents.observability.usage import estimate_usage as estimate_from_usage_module
+from configurable_agents.observability.facts.usage import TokenUsage
+from configurable_agents.observability.facts.usage import (
+    estimate_usage as estimate_from_usage_module,
+)
 
 
 def byte_encoding(name: str = "bytes_test") -> tiktoken.Encoding:

@@ -13,7 +13,7 @@ from langgraph.types import Command, RetryPolicy, interrupt
 from mlflow.entities import Run, Span, Trace
 from mlflow.tracking import MlflowClient
 
-from configurable_agents.observability.traces import (
+from configurable_agents.observability.sinks.mlflow.traces import (
     EXPERIMENT_KIND_TAG,
     GENAI_EXPERIMENT_KIND,
     SKIPPED_FOR_AUTOLOG,

@@ -15,11 +15,11 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from configurable_agents.observability import tracking
-from configurable_agents.observability.tracking import is_file_store, prepare_tracking_uri
+from configurable_agents.tracking import uri as tracking
+from configurable_agents.tracking.uri import is_file_store, prepare_tracking_uri
 
 ALLOW = "MLFLOW_ALLOW_FILE_STORE"
-LOGGER = "configurable_agents.observability.tracking"
+LOGGER = "configurable_agents.tracking.uri"
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from configurable_agents.observability.cost_estimator import PriceBook
-from configurable_agents.observability.usage import (
+from configurable_agents.observability.facts.cost_estimator import PriceBook
+from configurable_agents.observability.facts.usage import (
     STREAM_USAGE_HINT,
     TokenUsage,
     extract_usage,

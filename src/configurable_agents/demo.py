@@ -105,8 +105,8 @@ def run_demo(
 
 def print_reports(tracking_uri: str, experiment: str) -> None:
     """The two reports a user reaches for after a run: cost by version, and v1 vs v2."""
-    from configurable_agents.observability import report_render as render
-    from configurable_agents.observability.reporting import compare_runs, cost_report
+    from configurable_agents.reports import render
+    from configurable_agents.reports.reporting import compare_runs, cost_report
 
     console.print(
         f"\n[bold]$ configurable-agents report costs --experiment {experiment} "

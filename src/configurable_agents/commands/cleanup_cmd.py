@@ -24,7 +24,7 @@ from configurable_agents.config.loader import (
     load_global_config,
 )
 from configurable_agents.config.schema import DEFAULT_TRACKING_URI, redact_uri, resolved_mlflow
-from configurable_agents.observability.retention import (
+from configurable_agents.reports.retention import (
     DEFAULT_STALE_AFTER_MINUTES,
     CleanupPlan,
     CleanupSummary,

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from configurable_agents.config.loader import ConfigError
-from configurable_agents.observability.cost_estimator import PriceBook, TokenPrices
+from configurable_agents.observability.facts.cost_estimator import PriceBook, TokenPrices
 
 _COLUMNS = (
     ("input", "Input"),

@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from configurable_agents.observability import report_render as render
-from configurable_agents.observability.reporting import (
+from configurable_agents.reports import render
+from configurable_agents.reports.reporting import (
     DEFAULT_EXPERIMENT,
     ProgressFn,
     ReportError,

@@ -21,8 +21,8 @@ def sync(
 ) -> None:
     """Write workflows spooled while MLflow was unreachable; safe to run from several places."""
     from configurable_agents.observability.exporter import replay_spool
-    from configurable_agents.observability.mlflow_writer import MlflowWriter
-    from configurable_agents.observability.spool import Spool, spool_dir_for
+    from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+    from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
 
     try:
         base = resolved_mlflow(load_global_config(config)) if config else MLFlowConfig()

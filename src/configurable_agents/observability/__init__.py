@@ -5,7 +5,10 @@ Importing this package registers the ``CONFIGURABLE_AGENTS_MLFLOW=true`` configu
 """
 
 from configurable_agents.observability.autolog import install as _install_autolog
-from configurable_agents.observability.handler import NODE_METRICS_EVENT, MLflowCallbackHandler
+from configurable_agents.observability.capture.handler import (
+    NODE_METRICS_EVENT,
+    MLflowCallbackHandler,
+)
 
 _install_autolog()
 

@@ -29,14 +29,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from configurable_agents.config.schema import MLFlowConfig
-from configurable_agents.observability.assemble import AssembleOptions, Assembler, RunPlan
-from configurable_agents.observability.records import WorkflowRecord
-from configurable_agents.observability.spool import Spool, SpoolCorruptError, spool_dir_for
-from configurable_agents.observability.tenancy import TenantError, resolve_experiment_name
+from configurable_agents.observability.capture.records import WorkflowRecord
+from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler, RunPlan
+from configurable_agents.observability.privacy.tenancy import TenantError, resolve_experiment_name
+from configurable_agents.observability.sinks.spool import Spool, SpoolCorruptError, spool_dir_for
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.handler import MLflowCallbackHandler
-    from configurable_agents.observability.mlflow_writer import MlflowWriter
+    from configurable_agents.observability.capture.handler import MLflowCallbackHandler
+    from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
 logger = logging.getLogger("configurable_agents.observability")
 
@@ -149,8 +149,8 @@ class Exporter:
         with self._ready_lock:
             if self._writer is not None:
                 return
-            from configurable_agents.observability.cost_estimator import PriceBook
-            from configurable_agents.observability.mlflow_writer import MlflowWriter
+            from configurable_agents.observability.facts.cost_estimator import PriceBook
+            from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
             price_book = (
                 self._pricing_arg
@@ -161,7 +161,7 @@ class Exporter:
             if self._redactor_arg is not None:
                 self._redact = getattr(self._redactor_arg, "redact", self._redactor_arg)
             elif self.config.redact_pii:
-                from configurable_agents.observability.redaction import Redactor
+                from configurable_agents.observability.privacy.redaction import Redactor
 
                 self._redact = Redactor(self.config.redaction).redact
             self._writer = MlflowWriter(self.config.tracking_uri)
@@ -387,7 +387,7 @@ class Exporter:
     def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
         if not self.config.log_traces:
             return {}
-        from configurable_agents.observability.traces import trace_run_tags
+        from configurable_agents.observability.sinks.mlflow.traces import trace_run_tags
 
         return trace_run_tags(workflow)
 
@@ -396,13 +396,13 @@ class Exporter:
         if not self.config.log_traces or job.workflow is None or job.options is None:
             return
         try:  # a trace failure is counted; the run is already safe in MLflow
-            from configurable_agents.observability.traces import export_trace
+            from configurable_agents.observability.sinks.mlflow.traces import export_trace
 
             assert self._writer is not None
             export_trace(self._writer, job.workflow, plan, experiment_id, run_id, job.options)
         except Exception as exc:
             self.record_internal_error("export:trace", exc)
-            from configurable_agents.observability.traces import TRACE_ID_TAG
+            from configurable_agents.observability.sinks.mlflow.traces import TRACE_ID_TAG
 
             with contextlib.suppress(Exception):  # never point at a trace that is not there
                 assert self._writer is not None
@@ -478,7 +478,10 @@ class Exporter:
             plan.tags.pop(key, None)
         if not tags or job.options is None:
             return None
-        from configurable_agents.observability.traces import TRACE_ID_TAG, trace_for_spool
+        from configurable_agents.observability.sinks.mlflow.traces import (
+            TRACE_ID_TAG,
+            trace_for_spool,
+        )
 
         trace = None
         if TRACE_ID_TAG in tags:  # else MLflow's autolog traces these calls: tag only
@@ -694,14 +697,17 @@ def replay_spool(spool: Spool, writer: Any, on_error: Any = None,
 def _replay_trace(writer: Any, trace: dict[str, Any], experiment_id: str, run_id: str,
                   result: ReplayResult) -> None:
     """Write a spooled workflow's trace after its runs; a failure leaves the runs trace-less."""
-    from configurable_agents.observability.traces import TRACE_ID_TAG, export_spooled_trace
+    from configurable_agents.observability.sinks.mlflow.traces import (
+        TRACE_ID_TAG,
+        export_spooled_trace,
+    )
 
     try:
         export_spooled_trace(writer, trace, experiment_id, run_id)
         result.traces += 1
     except Exception as exc:
         result.trace_errors += 1
-        from configurable_agents.observability.store_errors import flat_message, shorten
+        from configurable_agents.tracking.errors import flat_message, shorten
 
         logger.warning("the trace of replayed run %s was not written (%s: %s)", run_id,
                        type(exc).__name__, shorten(flat_message(exc, writer.tracking_uri)))

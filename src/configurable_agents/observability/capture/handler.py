@@ -32,15 +32,15 @@ from configurable_agents.config.schema import (
     ObservabilityConfig,
     resolved_mlflow,
 )
-from configurable_agents.observability.exporter import Exporter, ExporterStats
-from configurable_agents.observability.records import (
+from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
     ToolCallRecord,
     WorkflowRecord,
     now_ns,
 )
-from configurable_agents.observability.usage import snapshot_result
+from configurable_agents.observability.exporter import Exporter, ExporterStats
+from configurable_agents.observability.facts.usage import snapshot_result
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from configurable_agents.observability.records import (
+from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
     WorkflowRecord,
 )
-from configurable_agents.observability.serialization import (
+from configurable_agents.observability.facts.serialization import (
     SECRET_MASK,
     content_text,
     is_secret_key,
@@ -29,7 +29,7 @@ from configurable_agents.observability.serialization import (
     to_json_text,
     truncate,
 )
-from configurable_agents.observability.usage import (
+from configurable_agents.observability.facts.usage import (
     TokenUsage,
     estimate_usage,
     extract_usage,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from configurable_agents.observability.assemble import RunPlan
+from configurable_agents.observability.facts.assemble import RunPlan
 
 SPOOL_VERSION = 1
 _SUFFIX = ".json"

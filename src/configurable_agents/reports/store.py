@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from configurable_agents.config.schema import DEFAULT_TRACKING_URI, redact_uri
-from configurable_agents.observability.report_model import ReportError, RunRow
-from configurable_agents.observability.store_errors import flat_message, shorten
+from configurable_agents.reports.model import ReportError, RunRow
+from configurable_agents.tracking.errors import flat_message, shorten
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -196,7 +196,7 @@ def open_reader(
 ) -> RunReader:
     """The database reader when ``direct_db`` and the store is one it can read, else search_runs."""
     if direct_db:
-        from configurable_agents.observability.report_db import DatabaseReader
+        from configurable_agents.reports.db import DatabaseReader
 
         reader = DatabaseReader.for_client(client, uri, chunk_size=page_size)
         if reader is not None:

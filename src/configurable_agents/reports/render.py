@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from configurable_agents.observability.report_model import (
+from configurable_agents.reports.model import (
     MEASURES,
     Comparison,
     CostReport,

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from configurable_agents.config.loader import ConfigError
-from configurable_agents.observability.usage import TokenUsage
+from configurable_agents.observability.facts.usage import TokenUsage
 
 __all__ = [
     "CostBreakdown",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from configurable_agents.config.schema import redact_uri
-from configurable_agents.observability.report_model import (
+from configurable_agents.reports.model import (
     GROUP_KEYS,
     MEASURES,
     NODE_KEYS,
@@ -37,7 +37,7 @@ from configurable_agents.observability.report_model import (
     percentile,
     summarize,
 )
-from configurable_agents.observability.report_store import (
+from configurable_agents.reports.store import (
     PAGE_SIZE,
     ProgressFn,
     RunReader,

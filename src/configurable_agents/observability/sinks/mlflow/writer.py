@@ -20,8 +20,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from configurable_agents.observability.assemble import KIND_TAG, RunPlan
-from configurable_agents.observability.tracking import prepare_tracking_uri
+from configurable_agents.observability.facts.assemble import KIND_TAG, RunPlan
+from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
 MAX_METRICS_PER_BATCH = 1000

@@ -618,6 +618,6 @@ def estimate_usage(
     prompts: Sequence[str], completions: Sequence[str], model: str | None = None
 ) -> TokenUsage:
     """Count tokens locally (see :mod:`.tokenizer`); re-exported here for convenience."""
-    from configurable_agents.observability.tokenizer import estimate_usage as _estimate
+    from configurable_agents.observability.facts.tokenizer import estimate_usage as _estimate
 
     return _estimate(prompts, completions, model)

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from configurable_agents.observability.report_store import (
+from configurable_agents.reports.store import (
     PAGE_SIZE,
     RunQuery,
     StoredRun,

@@ -35,19 +35,19 @@ from langchain_core.messages.utils import convert_to_openai_messages
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey, TraceTagKey
 
-from configurable_agents.observability.assemble import AssembleOptions, CallFacts, RunPlan
-from configurable_agents.observability.records import (
+from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
     ToolCallRecord,
     WorkflowRecord,
 )
-from configurable_agents.observability.serialization import to_jsonable, truncate
+from configurable_agents.observability.facts.assemble import AssembleOptions, CallFacts, RunPlan
+from configurable_agents.observability.facts.serialization import to_jsonable, truncate
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from configurable_agents.observability.mlflow_writer import MlflowWriter
+    from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
 # Run tags we add: run -> trace link, and why a run has no trace of ours.
 TRACE_ID_TAG = "configurable_agents.trace_id"

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from configurable_agents.config.schema import redact_uri
-from configurable_agents.observability.store_errors import flat_message, shorten
-from configurable_agents.observability.tracking import prepare_tracking_uri
+from configurable_agents.tracking.errors import flat_message, shorten
+from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # Tag names from the run layout contract (docs: "MLflow run layout").
 KIND_TAG = "configurable_agents.kind"
