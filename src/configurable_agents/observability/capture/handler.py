@@ -39,8 +39,8 @@ from configurable_agents.observability.capture.records import (
     WorkflowRecord,
     now_ns,
 )
+from configurable_agents.observability.capture.snapshot import snapshot_result
 from configurable_agents.observability.exporter import Exporter, ExporterStats
-from configurable_agents.observability.facts.usage import snapshot_result
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from configurable_agents.observability.capture.records import (
     NodeRecord,
     WorkflowRecord,
 )
+from configurable_agents.observability.capture.snapshot import restore_result
 from configurable_agents.observability.facts.serialization import (
     SECRET_MASK,
     content_text,
@@ -35,7 +36,6 @@ from configurable_agents.observability.facts.usage import (
     extract_usage,
     missing_stream_usage_hint,
     model_name_from_response,
-    restore_result,
 )
 
 # Invocation metadata keys that become attribution tags on the parent and every node.

@@ -1,0 +1,105 @@
+"""The one place that spells the names users rely on: ADR-011's params, metrics, tags, artifacts.
+
+Dashboards, saved searches and `report` filters are written against these strings,
+so the write side (facts, sinks) and the read side (reports, retention) both take
+them from here; nothing else spells them. The module sits at the package root so
+that the read side can import it without importing the callback handler.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class Param:
+    """Run params (parent: workflow; nested: node)."""
+
+    WORKFLOW_NAME: Final = "workflow_name"
+    WORKFLOW_VERSION: Final = "workflow_version"
+    GLOBAL_MODEL: Final = "global_model"
+    GLOBAL_TEMPERATURE: Final = "global_temperature"
+    NODE_ID: Final = "node_id"
+    NODE_MODEL: Final = "node_model"
+    TOOLS: Final = "tools"
+
+
+class Metric:
+    """Run metrics. Parent first (ADR names), then nested-run names."""
+
+    DURATION_SECONDS: Final = "duration_seconds"
+    TOTAL_INPUT_TOKENS: Final = "total_input_tokens"
+    TOTAL_OUTPUT_TOKENS: Final = "total_output_tokens"
+    TOTAL_COST_USD: Final = "total_cost_usd"
+    NODE_COUNT: Final = "node_count"
+    RETRY_COUNT: Final = "retry_count"
+    STATUS: Final = "status"  # 1 success, 0 failure
+    LLM_CALLS: Final = "llm_calls"
+    TOTAL_CACHED_INPUT_TOKENS: Final = "total_cached_input_tokens"
+    TOTAL_CACHE_WRITE_TOKENS: Final = "total_cache_write_tokens"
+    TOTAL_REASONING_TOKENS: Final = "total_reasoning_tokens"
+    TOTAL_TOKENS: Final = "total_tokens"
+
+    NODE_DURATION_MS: Final = "node_duration_ms"
+    INPUT_TOKENS: Final = "input_tokens"
+    OUTPUT_TOKENS: Final = "output_tokens"
+    RETRIES: Final = "retries"
+    COST_USD: Final = "cost_usd"
+    CACHED_INPUT_TOKENS: Final = "cached_input_tokens"
+    REASONING_TOKENS: Final = "reasoning_tokens"
+    TIME_TO_FIRST_TOKEN_MS: Final = "time_to_first_token_ms"
+
+
+class Tag:
+    """Run tags we set (attribution tags come from invocation metadata keys)."""
+
+    KIND: Final = "configurable_agents.kind"  # "workflow" | "node"
+    LANGCHAIN_RUN_ID: Final = "langchain_run_id"
+    STATUS: Final = "status"  # RUNNING | FINISHED | FAILED | INTERRUPTED
+    INTERRUPTED: Final = "interrupted"
+    WORKFLOW_NAME: Final = "workflow_name"
+    WORKFLOW_VERSION: Final = "workflow_version"
+    NODE_ID: Final = "node_id"
+    ERROR_TYPE: Final = "error_type"
+    ERROR_MESSAGE: Final = "error_message"
+    ROOT_KIND: Final = "configurable_agents.root_kind"
+    HOST: Final = "configurable_agents.host"
+    PID: Final = "configurable_agents.pid"
+    HEARTBEAT_MS: Final = "configurable_agents.heartbeat_ms"
+    TRACE_ID: Final = "configurable_agents.trace_id"
+    TRACE_SKIPPED: Final = "configurable_agents.trace_skipped"
+    CLOSED_BY: Final = "configurable_agents.closed_by"
+    CLOSED_REASON: Final = "configurable_agents.closed_reason"
+    PRICING: Final = "pricing"
+    UNPRICED_MODELS: Final = "unpriced_models"
+    TOKENS_ESTIMATED: Final = "tokens_estimated"
+    TOKENS_ESTIMATION_METHOD: Final = "tokens_estimation_method"
+    USAGE_HINT: Final = "usage_hint"
+    LLM_CACHE_HIT: Final = "llm_cache_hit"
+    TRUNCATED_PREFIX: Final = "truncated."
+    # MLflow's own tag linking a nested run to its parent.
+    MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
+
+
+class Kind:
+    """Values of :attr:`Tag.KIND`."""
+
+    WORKFLOW: Final = "workflow"
+    NODE: Final = "node"
+
+
+class Artifact:
+    """Artifact file names."""
+
+    INPUTS: Final = "inputs.json"
+    OUTPUTS: Final = "outputs.json"
+    ERROR: Final = "error.txt"
+    PROMPT: Final = "prompt.txt"
+    RESPONSE: Final = "response.txt"
+    PARAMS_DIR: Final = "params"
+
+
+# Invocation metadata keys that become attribution tags on the parent and every node.
+ATTRIBUTION_KEYS: Final = ("user_id", "team", "cost_center", "tenant_id", "session_id", "thread_id")
+
+# Node run names: ``node_{node_id}`` (ADR-011).
+NODE_RUN_PREFIX: Final = "node_"
