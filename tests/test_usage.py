@@ -17,6 +17,7 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
+from configurable_agents.observability.capture.snapshot import restore_result, snapshot_result
 from configurable_agents.observability.facts.cost_estimator import PriceBook
 from configurable_agents.observability.facts.usage import (
     STREAM_USAGE_HINT,
@@ -25,8 +26,6 @@ from configurable_agents.observability.facts.usage import (
     is_llm_cache_hit,
     missing_stream_usage_hint,
     model_name_from_response,
-    restore_result,
-    snapshot_result,
     usage_from_mapping,
 )
 
