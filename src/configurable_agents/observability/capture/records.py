@@ -98,6 +98,9 @@ class WorkflowRecord:
     run_ids: list[UUID] = field(default_factory=list)
     # (enclosing node id, checkpoint ns, node id, step) -> node: finds RetryPolicy reruns.
     node_index: dict[tuple[Any, ...], NodeRecord] = field(default_factory=dict)
+    # Caller-side context a sink takes in Sink.on_start (e.g. the app's active
+    # OpenTelemetry span), keyed by sink name; read later on that sink's worker.
+    sink_state: dict[str, Any] = field(default_factory=dict)
     # Written by the exporter thread only.
     mlflow_run_id: str | None = None
     experiment_id: str | None = None
