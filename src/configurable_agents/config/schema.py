@@ -160,10 +160,26 @@ class MLFlowConfig(StrictModel):
         return redact_uri(self.tracking_uri)
 
 
+class JsonlConfig(StrictModel):
+    """The ``observability.jsonl`` block: one line of facts per workflow in a local file."""
+
+    enabled: bool = False
+    path: str = "configurable_agents.jsonl"
+    include_artifacts: bool = Field(
+        default=False, description="Also write prompts, responses, inputs and outputs."
+    )
+
+
 class ObservabilityConfig(StrictModel):
-    """Observability configuration (v0.1: MLflow only)."""
+    """Observability configuration: one block per sink; each has its own ``enabled`` flag.
+
+    Pipeline-wide settings (async_logging, queue_size, flush_timeout_s, redact_pii,
+    pricing, run_name, tags) live in the ``mlflow`` block, where they started, and
+    apply to every sink even when MLflow itself is off.
+    """
 
     mlflow: MLFlowConfig | None = None
+    jsonl: JsonlConfig | None = None
 
 
 class LLMConfig(StrictModel):
