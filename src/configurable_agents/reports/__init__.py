@@ -51,6 +51,6 @@ __all__ = [
     "compare_runs",
     "cost_report",
     "parse_time_bound",
-    "plot_cost_per_day",
     "plan_cleanup",
+    "plot_cost_per_day",
 ]

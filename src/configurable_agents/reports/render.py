@@ -9,6 +9,8 @@ team called ``[/]`` is just that), control characters are shown escaped (``\x1b`
 so a value can neither break a row nor drive the terminal, and every line printed with
 ``console.print`` goes with ``markup=False``. CSV string cells that a spreadsheet would run as
 a formula get a leading ``'`` (OWASP "CSV injection"); numbers are written as they are.
+CSV lines end in CRLF (RFC 4180): Python's writer quotes a field only for the characters of
+its line terminator, so with a bare LF a value holding CR would split a row.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ def cost_report_json(report: CostReport) -> str:
 
 def cost_report_csv(report: CostReport) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([*map(csv_cell, report.group_by), *MEASURES])
     for group in report.groups:
         measures = group.measures()
@@ -282,7 +284,7 @@ def comparison_json(comparison: Comparison) -> str:
 
 def comparison_csv(comparison: Comparison) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     columns = ["scope", "measure", "baseline", "candidate", "absolute", "relative"]
     writer.writerow(columns)
     frame = comparison.to_dataframe()
