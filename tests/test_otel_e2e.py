@@ -140,7 +140,7 @@ def test_threads_and_gather_keep_parents_and_token_sums(receiver: HttpReceiver) 
 def test_streamed_usage_in_last_chunk_lands_on_the_model_span(receiver: HttpReceiver) -> None:
     sink = OTelSink(OTelConfig(enabled=True, endpoint=receiver.endpoint))
     handler = otel_handler(sink)
-    GRAPH.invoke({"question": "q"}, _config(handler, 321, stream=True))
+    GRAPH.invoke({"question": "q"}, _config(handler, 321, stream=True, thread_id="t-1"))
     assert handler.flush(30)
     spans = receiver.received.snapshot()
     review = next(s for s in spans if s.name == "invoke_agent review")
@@ -150,6 +150,8 @@ def test_streamed_usage_in_last_chunk_lands_on_the_model_span(receiver: HttpRece
     assert streamed.attributes["gen_ai.usage.output_tokens"] == 160
     assert streamed.attributes["gen_ai.response.time_to_first_chunk"] >= 0
     assert "configurable_agents.tokens_estimated" not in streamed.attributes
+    # LangGraph's thread_id is the conversation id on every span of the invocation.
+    assert {s.attributes.get("gen_ai.conversation.id") for s in spans} == {"t-1"}
 
 
 def test_fastapi_request_trace_reaches_every_model_call(receiver: HttpReceiver) -> None:
