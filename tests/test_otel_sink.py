@@ -6,6 +6,8 @@ import re
 import socket
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
@@ -182,3 +184,25 @@ def test_env_endpoint_and_protocol_reach_the_sdk_exporter(monkeypatch: pytest.Mo
     assert len(receiver.received.snapshot()) == 7
     assert receiver.received.headers["authorization"] == "Bearer t0k"
     assert re.fullmatch(r"[0-9a-f]{32}", receiver.received.snapshot()[0].trace_id)
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=_text, thread_id=_text, metadata=st.dictionaries(_text, _text, max_size=4))
+def test_untrusted_metadata_and_names_are_plain_attribute_data(
+    name: str, thread_id: str, metadata: dict[str, str]
+) -> None:
+    record = two_node_record(thread_id=thread_id)
+    record.name = name
+    record.metadata.update(metadata)
+    with HttpReceiver() as receiver:
+        sink = OTelSink(OTelConfig(enabled=True, endpoint=receiver.endpoint))
+        sink.export(facts_for(record))
+        assert sink.close(10)
+    spans = receiver.received.snapshot()
+    assert len(spans) == 7
+    (root,) = [s for s in spans if s.parent_span_id == ""]
+    assert root.name == f"invoke_workflow {name}"
+    assert root.attributes["gen_ai.workflow.name"] == name
