@@ -22,4 +22,8 @@ def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]
         from configurable_agents.observability.sinks.jsonl import JsonlSink
 
         sinks.append(JsonlSink(config.jsonl))
+    if config.otel is not None and config.otel.enabled:
+        from configurable_agents.observability.sinks.otel import OTelSink
+
+        sinks.append(OTelSink(config.otel))
     return sinks
