@@ -9,6 +9,8 @@ None to keep the text as it is.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable
@@ -57,9 +59,15 @@ def iban_is_valid(iban: str) -> bool:
 
 
 def check_iban(m: re.Match[str]) -> tuple[int, int] | None:
+    """An upper-case IBAN anywhere, or (group ``v``) one of any case after "IBAN".
+
+    Lower case needs the keyword: a hex id such as a LangChain run or span id
+    (``be57eb975729fae9``) passes a Belgian length and mod-97 check by chance 1 in 97.
+    """
+    start = m.start("v") if "v" in m.re.groupindex else m.start()
+    raw = m.string[start : m.end()].upper()
     # The candidate may run on into the next word ("... 7654 32 EUR"): keep exactly
     # as many characters as the country's IBAN has, then require a word break.
-    raw = m.group(0)
     expected = IBAN_LENGTHS.get(raw[:2])
     if expected is None:
         return None
@@ -76,7 +84,7 @@ def check_iban(m: re.Match[str]) -> tuple[int, int] | None:
     compact = re.sub(r"[^A-Z0-9]", "", raw[:end])
     if not iban_is_valid(compact):
         return None
-    return m.start(), m.start() + end
+    return start, start + end
 
 
 def check_card(m: re.Match[str]) -> tuple[int, int] | None:
@@ -204,6 +212,10 @@ def check_email(m: re.Match[str]) -> tuple[int, int] | None:
     # "icon@2x.png" is an asset name, not an address: no TLD is an image format.
     if m.group(0).lower().endswith(_IMAGE_SUFFIXES):
         return None
+    # "git@github.com:org/repo.git" and "ssh://git@host/..." are git remotes: "git" is
+    # the SSH user every forge uses, not a person.
+    if m.group(0).startswith("git@") and m.string[m.end() : m.end() + 1] in (":", "/"):
+        return None
     return m.span()
 
 
@@ -239,3 +251,35 @@ def pem_validator() -> Validator:
 
     return check
 
+
+
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+
+
+def check_url_password(m: re.Match[str]) -> tuple[int, int] | None:
+    """The password of ``scheme://user:password@host``, unless an earlier detector took it.
+
+    ``host:8080/path@x`` is a port and a path, not a password.
+    """
+    value = m.group("v")
+    if _PLACEHOLDER.fullmatch(value) or _PORT_AND_PATH.match(value):
+        return None
+    return m.span("v")
+
+
+_PORT_AND_PATH = re.compile(r"[0-9]{1,5}/")
+
+
+def check_basic_auth(m: re.Match[str]) -> tuple[int, int] | None:
+    """``Basic <base64>`` whose value decodes to printable ``user:password``.
+
+    The decode keeps prose such as "Basic training" (valid base64 letters) alone.
+    """
+    value = m.group("v")
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if ":" not in decoded or not decoded.isprintable():
+        return None
+    return m.span("v")

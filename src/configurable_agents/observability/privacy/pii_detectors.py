@@ -26,8 +26,11 @@ PII_DETECTORS: tuple[Detector, ...] = (
         "<EMAIL>",
         (
             compile_rule(
-                r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
-                r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![A-Za-z0-9-])",
+                # Internationalised addresses too: josé@exämple.de, and punycode
+                # (xn--) labels and top-level domains.
+                r"(?<![\w.%+-])[\w.%+-]{1,64}@"
+                r"[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.(?:[^\W\d_]{2,24}|xn--[A-Za-z0-9-]{2,59})"
+                r"(?![\w-])",
                 check_email,
                 triggers=("@",),
             ),
@@ -40,6 +43,15 @@ PII_DETECTORS: tuple[Detector, ...] = (
             compile_rule(
                 r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?:[ -]?[A-Z0-9]){11,40}",
                 check_iban,
+                min_digits=6,
+            ),
+            # Any case after the word IBAN ("iban: de89 3704 ..."); lower case alone is
+            # too close to hex ids (see checks.check_iban).
+            compile_rule(
+                r"(?:IBAN|iban|Iban)(?<![A-Za-z]....)[^A-Za-z0-9\n]{0,12}"
+                r"(?P<v>[A-Za-z]{2}[0-9]{2}(?:[ -]?[A-Za-z0-9]){11,40})",
+                check_iban,
+                triggers=("IBAN", "iban", "Iban"),
                 min_digits=6,
             ),
         ),

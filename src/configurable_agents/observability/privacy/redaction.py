@@ -42,13 +42,26 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from configurable_agents.config.redaction_config import DETECTOR_NAMES, RedactionConfig
-from configurable_agents.observability.privacy.checks import iban_is_valid, luhn_is_valid
+from configurable_agents.observability.privacy.checks import (
+    Validator,
+    iban_is_valid,
+    luhn_is_valid,
+)
+from configurable_agents.observability.privacy.invisible import (
+    INVISIBLE,
+    Removed,
+    Replacements,
+    move_through,
+    restore_invisible,
+    strip_invisible,
+)
 from configurable_agents.observability.privacy.pii_detectors import PII_DETECTORS
 from configurable_agents.observability.privacy.rules import (
     Detector,
@@ -192,6 +205,9 @@ class Redactor:
         return out, counts
 
     def _apply(self, text: str, counts: dict[str, int]) -> str:
+        removed: Removed | None = None
+        if not text.isascii() and INVISIBLE.search(text) is not None:
+            text, removed = strip_invisible(text)
         if len(text) >= _MIN_LENGTH and self._gate.search(text) is not None:
             digits = -1  # counted on first need
             present = {t for t in self._triggers if t in text}
@@ -207,9 +223,14 @@ class Redactor:
                     if rule.pattern.search(text) is None:
                         continue
                     before = len(text)
-                    text = self._sub(rule, det, text, counts)
+                    replacements: Replacements | None = [] if removed else None
+                    text = self._sub(rule, det, text, counts, replacements)
+                    if replacements:
+                        removed = move_through(removed or [], replacements)
                     if digits >= 0 and len(text) != before:
                         digits = -1  # placeholders removed some digits: count again
+        if removed:
+            text = restore_invisible(text, removed)
         if self._custom is not None and text:
             result = self._custom(text)
             if not isinstance(result, str):
@@ -219,34 +240,55 @@ class Redactor:
             text = result
         return text
 
-    def _sub(self, rule: Rule, det: Detector, text: str, counts: dict[str, int]) -> str:
-        """Replace the rule's validated matches; a span may reach past its match."""
+    def _sub(
+        self,
+        rule: Rule,
+        det: Detector,
+        text: str,
+        counts: dict[str, int],
+        replacements: Replacements | None = None,
+    ) -> str:
+        """Replace the rule's validated matches; a span may reach past its match.
+
+        ``replacements`` (if given) receives each replaced span, so invisible
+        characters taken out before matching can be put back in the right places.
+        """
         validate = rule.validate_factory() if rule.validate_factory else rule.validate
         allow = self._allow
         pieces: list[str] = []
         pos = 0
-        for m in rule.pattern.finditer(text):
-            if m.start() < pos:  # inside a region already replaced
-                continue
-            if validate is not None:
-                span = validate(m)
-                if span is None:
-                    continue
+        search = rule.pattern.search
+        m = search(text)
+        while m is not None:
+            # A validator may trim a candidate that ran on into the next words
+            # ("IBAN de89 ... 00 and iban nl91..."): search again right after what was
+            # replaced, not after the whole candidate.
+            resume = max(m.end(), m.start() + 1)
+            span = self._span(rule, validate, m)
+            if span is not None:
                 start, end = span
-            elif rule.group is not None:
-                start, end = m.span(rule.group)
-            else:
-                start, end = m.span()
-            if start < pos or (allow and text[start:end] in allow):
-                continue
-            pieces.append(text[pos:start])
-            pieces.append(det.placeholder)
-            pos = end
+                if start >= pos and not (allow and text[start:end] in allow):
+                    pieces.append(text[pos:start])
+                    pieces.append(det.placeholder)
+                    if replacements is not None:
+                        replacements.append((start, end, len(det.placeholder)))
+                    pos = end
+                    resume = max(end, m.start() + 1)
+            m = search(text, resume) if resume <= len(text) else None
         if not pieces:
             return text
         pieces.append(text[pos:])
         counts[det.name] = counts.get(det.name, 0) + len(pieces) // 2
         return "".join(pieces)
+
+    @staticmethod
+    def _span(rule: Rule, validate: Validator | None, m: re.Match[str]) -> tuple[int, int] | None:
+        """The part of a match to replace, or None when its validator rejects it."""
+        if validate is not None:
+            return validate(m)
+        if rule.group is not None:
+            return m.span(rule.group)
+        return m.span()
 
     # -- objects
 
