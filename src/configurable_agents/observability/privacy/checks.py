@@ -20,6 +20,7 @@ PEM_SCAN = 65536  # how far a PEM block's END line is searched for
 # (start, end) of the part of a match to replace, or None to keep the match.
 Validator = Callable[[re.Match[str]], tuple[int, int] | None]
 
+
 def luhn_is_valid(digits: str) -> bool:
     """The Luhn (mod 10) check every payment card number carries."""
     total = 0
@@ -250,7 +251,6 @@ def pem_validator() -> Validator:
         return m.start(), body.end() if body else m.end()
 
     return check
-
 
 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")

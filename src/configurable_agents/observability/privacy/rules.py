@@ -75,5 +75,3 @@ def gate_pattern(detectors: Iterable[Detector]) -> re.Pattern[str]:
     if "0123456789" in literals:
         parts.insert(0, "[0-9]")
     return re.compile("|".join(parts) or r"(?!)")
-
-
