@@ -18,7 +18,7 @@ from langgraph.prebuilt import create_react_agent
 from configurable_agents.config import MLFlowConfig
 from configurable_agents.observability import MLflowCallbackHandler
 from configurable_agents.runtime.demo_model import DemoChatModel
-from configurable_agents.runtime.tools import calculator, web_search
+from configurable_agents.tools import calculator, web_search
 
 MODEL = DemoChatModel(model="claude-haiku-4-5", temperature=0.0)
 QUESTION = "How many days are in 52 weeks? Compute 52 * 7 and search for leap week calendars."

@@ -29,7 +29,7 @@ from configurable_agents.runtime import (
     run_workflow_from_config,
 )
 from configurable_agents.runtime.executor import output_model, schema_instruction
-from configurable_agents.runtime.tools import calculator, web_search
+from configurable_agents.tools import calculator, web_search
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

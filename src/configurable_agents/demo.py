@@ -24,6 +24,7 @@ from configurable_agents.config.schema import (
     ObservabilityConfig,
 )
 from configurable_agents.config.workflow import WorkflowConfig, load_workflow
+from configurable_agents.names import Param
 from configurable_agents.runtime.executor import WorkflowResult, run_workflow_from_config
 
 EXPERIMENT = "article_writer"
@@ -81,7 +82,10 @@ def run_demo(
         first.config.mlflow,
         workflow_name=first.flow.name,
         workflow_version=first.flow.version,
-        params={"global_model": first.llm.model, "global_temperature": first.llm.temperature},
+        params={
+            Param.GLOBAL_MODEL: first.llm.model,
+            Param.GLOBAL_TEMPERATURE: first.llm.temperature,
+        },
     )
     results = []
     try:

@@ -64,7 +64,7 @@ def _hint(name: str, choices: list[str]) -> str:
 
 
 def _node_problems(state: StateSchema, nodes: Sequence[NodeConfig]) -> list[Problem]:
-    from configurable_agents.runtime.tools import available_tools  # runtime imports config
+    from configurable_agents.tools import available_tools
 
     fields = list(state.fields)
     known_tools = available_tools()

@@ -12,7 +12,7 @@ from configurable_agents.runtime.executor import (
     run_workflow_from_config,
 )
 from configurable_agents.runtime.providers import ProviderError, create_chat_model
-from configurable_agents.runtime.tools import available_tools, register_tool
+from configurable_agents.tools import available_tools, register_tool
 
 __all__ = [
     "DemoChatModel",

@@ -34,9 +34,10 @@ from configurable_agents.config.workflow import (
     load_workflow,
     parse_type,
 )
+from configurable_agents.names import Metric, Param
 from configurable_agents.runtime.demo_model import JSON_SCHEMA_MARKER
 from configurable_agents.runtime.providers import ChatModelFactory, default_factory, demo_requested
-from configurable_agents.runtime.tools import get_tools
+from configurable_agents.tools import get_tools
 
 NODE_METRICS_EVENT = "ca_node_metrics"
 MAX_TOOL_ROUNDS = 5
@@ -287,7 +288,7 @@ def node_metadata(workflow: WorkflowConfig, node: NodeConfig) -> dict[str, Any]:
     llm = workflow.node_llm(node)
     return {
         "ca_node_params": {
-            "node_model": llm.model,
+            Param.NODE_MODEL: llm.model,
             "node_temperature": llm.temperature,
             "tools": list(node.tools),
             "prompt_template_sha": node.prompt_template_sha,
@@ -330,8 +331,8 @@ def invocation_metadata(workflow: WorkflowConfig, *, demo: bool) -> dict[str, An
     """Root metadata the handler turns into the parent run's params and tags."""
     llm = workflow.llm
     params: dict[str, Any] = {
-        "global_model": llm.model,
-        "global_temperature": llm.temperature,
+        Param.GLOBAL_MODEL: llm.model,
+        Param.GLOBAL_TEMPERATURE: llm.temperature,
         "global_provider": "demo" if demo else llm.provider,
         "prompts_sha": workflow.prompts_sha,
     }
@@ -351,8 +352,8 @@ def _create_handler(workflow: WorkflowConfig, mlflow_cfg: MLFlowConfig) -> BaseC
         workflow_name=workflow.flow.name,
         workflow_version=workflow.flow.version,
         params={
-            "global_model": workflow.llm.model,
-            "global_temperature": workflow.llm.temperature,
+            Param.GLOBAL_MODEL: workflow.llm.model,
+            Param.GLOBAL_TEMPERATURE: workflow.llm.temperature,
         },
     )
 
@@ -384,11 +385,11 @@ def read_summary(tracking_uri: str, run_id: str) -> RunSummary:
     unpriced = tags.get("pricing") == "unknown"
     return RunSummary(
         run_id=run_id,
-        input_tokens=int(metrics.get("total_input_tokens", 0)),
-        output_tokens=int(metrics.get("total_output_tokens", 0)),
-        cost_usd=None if unpriced else float(metrics.get("total_cost_usd", 0.0)),
-        duration_s=float(metrics.get("duration_seconds", 0.0)),
-        llm_calls=int(metrics.get("llm_calls", 0)),
+        input_tokens=int(metrics.get(Metric.TOTAL_INPUT_TOKENS, 0)),
+        output_tokens=int(metrics.get(Metric.TOTAL_OUTPUT_TOKENS, 0)),
+        cost_usd=None if unpriced else float(metrics.get(Metric.TOTAL_COST_USD, 0.0)),
+        duration_s=float(metrics.get(Metric.DURATION_SECONDS, 0.0)),
+        llm_calls=int(metrics.get(Metric.LLM_CALLS, 0)),
         status=tags.get("status", run.info.status),
     )
 

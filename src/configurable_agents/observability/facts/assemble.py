@@ -9,94 +9,38 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import traceback
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from configurable_agents.names import ATTRIBUTION_KEYS, Artifact, Kind, Metric, Param, Tag
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
     WorkflowRecord,
 )
-from configurable_agents.observability.capture.snapshot import restore_result
+from configurable_agents.observability.facts.calls import (
+    call_artifacts,
+    price_call,
+    usage_tags,
+)
+from configurable_agents.observability.facts.plan import (
+    MAX_TAG_VALUE,
+    AssembleOptions,
+    CallFacts,
+    RunPlan,
+    sanitize_key,
+)
 from configurable_agents.observability.facts.serialization import (
     SECRET_MASK,
-    content_text,
     is_secret_key,
-    render_messages,
     to_json_text,
     truncate,
 )
-from configurable_agents.observability.facts.usage import (
-    TokenUsage,
-    estimate_usage,
-    extract_usage,
-    missing_stream_usage_hint,
-    model_name_from_response,
-)
+from configurable_agents.observability.facts.usage import TokenUsage
 
-# Invocation metadata keys that become attribution tags on the parent and every node.
-ATTRIBUTION_KEYS = ("user_id", "team", "cost_center", "tenant_id", "session_id", "thread_id")
-MAX_TAG_VALUE = 5000
-_INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
-
-KIND_TAG = "configurable_agents.kind"
-
-
-@dataclass(slots=True)
-class CallFacts:
-    """What one LLM call cost and consumed, computed once and shared by runs and traces."""
-
-    call: LLMCallRecord
-    model: str | None
-    provider: str | None
-    usage: TokenUsage
-    cost_usd: float
-    priced: bool
-    cost_source: str
-    prompt_text: str
-    response_text: str
-    hint: str | None = None
-    breakdown: Any = None  # CostBreakdown: input / cache / output / reasoning USD
-
-
-@dataclass(slots=True)
-class RunPlan:
-    """One MLflow run to write: the parent (workflow) or a nested node run."""
-
-    run_name: str
-    start_ms: int
-    end_ms: int
-    status: str  # FINISHED | FAILED
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
-    children: list[RunPlan] = field(default_factory=list)
-    node: NodeRecord | None = None
-    calls: list[CallFacts] = field(default_factory=list)
-
-    def walk(self) -> Iterable[RunPlan]:
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-
-@dataclass(slots=True)
-class AssembleOptions:
-    """Per-handler settings the assembler needs."""
-
-    workflow_params: Mapping[str, Any] = field(default_factory=dict)
-    static_tags: Mapping[str, str] = field(default_factory=dict)
-    tag_metadata_keys: tuple[str, ...] = ()
-    log_artifacts: bool = True
-    max_param_chars: int = 6000
-    max_artifact_chars: int = 5_000_000
-    run_name_template: str | None = None
-    redact: Callable[[str], str] | None = None
+__all__ = ["AssembleOptions", "Assembler", "CallFacts", "RunPlan", "sanitize_key"]
 
 
 class Assembler:
@@ -109,52 +53,23 @@ class Assembler:
     # ---- per call ----------------------------------------------------------------------------
 
     def call_facts(self, call: LLMCallRecord, when: Any = None) -> CallFacts:
-        call.response = restore_result(call.response)  # exporter thread: the caller is done
-        metadata = call.metadata or {}
-        params = call.invocation_params or {}
-        model = (
-            metadata.get("ls_model_name")
-            or params.get("model")
-            or params.get("model_name")
-            or model_name_from_response(call.response)
-        )
-        provider = metadata.get("ls_provider") or params.get("_type")
-        prompt_text = _prompt_text(call)
-        response_text = _response_text(call)
-        usage = extract_usage(call.response) if call.response is not None else None
-        hint = None
-        if usage is None and call.response is not None:
-            hint = missing_stream_usage_hint(call.response, provider=provider)
-            usage = estimate_usage([prompt_text], [response_text], model)
-        usage = usage or TokenUsage()
-        breakdown = None
-        if usage.llm_cache_hit:
-            cost, priced, source = 0.0, True, "cache-hit"
-        elif model and not usage.is_empty:
-            estimate = self.price_book.estimate_cost(usage, model, provider=provider, when=when)
-            cost, priced, source = estimate.amount, estimate.priced, estimate.source
-            breakdown = estimate.breakdown if estimate.priced else None
-        else:
-            cost, priced, source = 0.0, usage.is_empty, "none" if usage.is_empty else "unpriced"
-        return CallFacts(
-            call, model, provider, usage, cost, priced, source, prompt_text, response_text, hint,
-            breakdown,
-        )
+        """Usage, price and texts of one model call (see :func:`.calls.price_call`)."""
+        return price_call(call, self.price_book, when)
 
     @staticmethod
     def start_plan(workflow: WorkflowRecord, options: AssembleOptions) -> RunPlan:
         """The parent run as created at workflow start: name, start time, identifying tags."""
         tags = {
-            "workflow_name": workflow.name,
-            **({"workflow_version": workflow.version} if workflow.version else {}),
+            Tag.WORKFLOW_NAME: workflow.name,
+            **({Tag.WORKFLOW_VERSION: workflow.version} if workflow.version else {}),
             **_attribution_tags(workflow, options),
-            KIND_TAG: "workflow",
-            "langchain_run_id": str(workflow.run_id),
-            "status": "RUNNING",
+            Tag.KIND: Kind.WORKFLOW,
+            Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
+            Tag.STATUS: "RUNNING",
             # Lets `configurable-agents cleanup --stale` close runs of killed processes.
-            "configurable_agents.host": socket.gethostname(),
-            "configurable_agents.pid": str(os.getpid()),
-            "configurable_agents.heartbeat_ms": str(workflow.start_ns // 1_000_000),
+            Tag.HOST: socket.gethostname(),
+            Tag.PID: str(os.getpid()),
+            Tag.HEARTBEAT_MS: str(workflow.start_ns // 1_000_000),
         }
         return RunPlan(
             run_name=_run_name(workflow, options.run_name_template),
@@ -176,8 +91,8 @@ class Assembler:
 
         attribution = _attribution_tags(workflow, options)
         common_tags = {
-            "workflow_name": workflow.name,
-            **({"workflow_version": workflow.version} if workflow.version else {}),
+            Tag.WORKFLOW_NAME: workflow.name,
+            **({Tag.WORKFLOW_VERSION: workflow.version} if workflow.version else {}),
             **attribution,
         }
 
@@ -207,12 +122,12 @@ class Assembler:
             status="FAILED" if failed else "FINISHED",
         )
         params: dict[str, Any] = {
-            "workflow_name": workflow.name,
-            "workflow_version": workflow.version or "",
+            Param.WORKFLOW_NAME: workflow.name,
+            Param.WORKFLOW_VERSION: workflow.version or "",
         }
         models = [f.model for f in all_facts if f.model]
         if models:
-            params["global_model"] = max(set(models), key=models.count)
+            params[Param.GLOBAL_MODEL] = max(set(models), key=models.count)
         temperature = next(
             (
                 f.call.invocation_params.get("temperature")
@@ -223,7 +138,7 @@ class Assembler:
             None,
         )
         if temperature is not None:
-            params["global_temperature"] = temperature
+            params[Param.GLOBAL_TEMPERATURE] = temperature
         params.update(options.workflow_params)
         ca_params = workflow.metadata.get("ca_params")
         if isinstance(ca_params, Mapping):
@@ -235,48 +150,49 @@ class Assembler:
             retries += workflow.direct.retries
         plan.metrics.update(
             {
-                "duration_seconds": round((end_ns - workflow.start_ns) / 1e9, 6),
-                "total_input_tokens": usage.input,
-                "total_output_tokens": usage.output,
-                "total_cost_usd": round(sum(f.cost_usd for f in all_facts), 8),
-                "node_count": len(all_nodes),
-                "retry_count": retries,
-                "status": 0 if failed else 1,
-                "llm_calls": len(all_facts),
-                "total_cached_input_tokens": usage.cache_read,
-                "total_cache_write_tokens": usage.cache_write,
-                "total_reasoning_tokens": usage.reasoning,
-                "total_tokens": usage.total or usage.input + usage.output,
+                Metric.DURATION_SECONDS: round((end_ns - workflow.start_ns) / 1e9, 6),
+                Metric.TOTAL_INPUT_TOKENS: usage.input,
+                Metric.TOTAL_OUTPUT_TOKENS: usage.output,
+                Metric.TOTAL_COST_USD: round(sum(f.cost_usd for f in all_facts), 8),
+                Metric.NODE_COUNT: len(all_nodes),
+                Metric.RETRY_COUNT: retries,
+                Metric.STATUS: 0 if failed else 1,
+                Metric.LLM_CALLS: len(all_facts),
+                Metric.TOTAL_CACHED_INPUT_TOKENS: usage.cache_read,
+                Metric.TOTAL_CACHE_WRITE_TOKENS: usage.cache_write,
+                Metric.TOTAL_REASONING_TOKENS: usage.reasoning,
+                Metric.TOTAL_TOKENS: usage.total or usage.input + usage.output,
             }
         )
         tags = {
             **common_tags,
-            KIND_TAG: "workflow",
-            "langchain_run_id": str(workflow.run_id),
-            "status": "FAILED"
+            Tag.KIND: Kind.WORKFLOW,
+            Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
+            Tag.STATUS: "FAILED"
             if failed
             else ("INTERRUPTED" if workflow.interrupted else "FINISHED"),
         }
         if workflow.interrupted:
-            tags["interrupted"] = "true"
+            tags[Tag.INTERRUPTED] = "true"
         if workflow.kind != "chain" or not workflow.nodes:
-            tags["configurable_agents.root_kind"] = workflow.kind
-        tags.update(_usage_tags(all_facts))
+            tags[Tag.ROOT_KIND] = workflow.kind
+        tags.update(usage_tags(all_facts))
         if workflow.error is not None:
-            tags["error_type"] = type(workflow.error).__name__
-            tags["error_message"] = str(workflow.error)
+            tags[Tag.ERROR_TYPE] = type(workflow.error).__name__
+            tags[Tag.ERROR_MESSAGE] = str(workflow.error)
         plan.tags.update(tags)
 
         if options.log_artifacts:
-            plan.artifacts["inputs.json"] = to_json_text(workflow.inputs)
-            plan.artifacts["outputs.json"] = to_json_text(workflow.outputs if not failed else None)
+            plan.artifacts[Artifact.INPUTS] = to_json_text(workflow.inputs)
+            outputs = workflow.outputs if not failed else None
+            plan.artifacts[Artifact.OUTPUTS] = to_json_text(outputs)
             if workflow.error is not None:
-                plan.artifacts["error.txt"] = _format_exception(workflow.error)
+                plan.artifacts[Artifact.ERROR] = _format_exception(workflow.error)
             if workflow.direct is not None:
                 direct_facts = [
                     f for f in all_facts if any(f.call is c for c in workflow.direct.llm_calls)
                 ]
-                plan.artifacts.update(_call_artifacts(direct_facts))
+                plan.artifacts.update(call_artifacts(direct_facts))
         _cap_artifacts(plan, options.max_artifact_chars)
         plan.calls = all_facts
         return plan
@@ -302,26 +218,26 @@ class Assembler:
             node=node,
             calls=own_facts,
         )
-        params: dict[str, Any] = {"node_id": node.node_id}
+        params: dict[str, Any] = {Param.NODE_ID: node.node_id}
         models = list(dict.fromkeys(f.model for f in facts if f.model))
         if models:
-            params["node_model"] = ",".join(models)
-        params["tools"] = json.dumps(_tool_names(subtree, facts))
+            params[Param.NODE_MODEL] = ",".join(models)
+        params[Param.TOOLS] = json.dumps(_tool_names(subtree, facts))
         params.update(node.params)
-        if isinstance(params.get("tools"), list | tuple):
-            params["tools"] = json.dumps(list(params["tools"]))
+        if isinstance(params.get(Param.TOOLS), list | tuple):
+            params[Param.TOOLS] = json.dumps(list(params[Param.TOOLS]))
         self._set_params(plan, params, options)
 
         metrics: dict[str, float] = {
-            "node_duration_ms": round((end_ns - node.start_ns) / 1e6, 3),
-            "input_tokens": usage.input,
-            "output_tokens": usage.output,
-            "retries": node.retries,
-            "cost_usd": round(sum(f.cost_usd for f in facts), 8),
-            "llm_calls": len(facts),
-            "cached_input_tokens": usage.cache_read,
-            "reasoning_tokens": usage.reasoning,
-            "status": 0 if failed else 1,
+            Metric.NODE_DURATION_MS: round((end_ns - node.start_ns) / 1e6, 3),
+            Metric.INPUT_TOKENS: usage.input,
+            Metric.OUTPUT_TOKENS: usage.output,
+            Metric.RETRIES: node.retries,
+            Metric.COST_USD: round(sum(f.cost_usd for f in facts), 8),
+            Metric.LLM_CALLS: len(facts),
+            Metric.CACHED_INPUT_TOKENS: usage.cache_read,
+            Metric.REASONING_TOKENS: usage.reasoning,
+            Metric.STATUS: 0 if failed else 1,
         }
         ttft = [
             (f.call.first_token_ns - f.call.start_ns) / 1e6
@@ -329,28 +245,28 @@ class Assembler:
             if f.call.first_token_ns is not None
         ]
         if ttft:
-            metrics["time_to_first_token_ms"] = round(ttft[0], 3)
+            metrics[Metric.TIME_TO_FIRST_TOKEN_MS] = round(ttft[0], 3)
         metrics.update(node.custom_metrics)
         plan.metrics.update(metrics)
 
         plan.tags.update(
             {
                 **common_tags,
-                KIND_TAG: "node",
-                "node_id": node.node_id,
-                "langchain_run_id": str(node.run_id),
-                "status": "FAILED" if failed else node.status,
-                **_usage_tags(facts),
+                Tag.KIND: Kind.NODE,
+                Tag.NODE_ID: node.node_id,
+                Tag.LANGCHAIN_RUN_ID: str(node.run_id),
+                Tag.STATUS: "FAILED" if failed else node.status,
+                **usage_tags(facts),
             }
         )
         if node.error is not None:
-            plan.tags["error_type"] = type(node.error).__name__
-            plan.tags["error_message"] = str(node.error)
+            plan.tags[Tag.ERROR_TYPE] = type(node.error).__name__
+            plan.tags[Tag.ERROR_MESSAGE] = str(node.error)
         if options.log_artifacts:
-            plan.artifacts.update(_call_artifacts(own_facts))
+            plan.artifacts.update(call_artifacts(own_facts))
             plan.artifacts.update(node.artifacts)
             if node.error is not None:
-                plan.artifacts["error.txt"] = _format_exception(node.error)
+                plan.artifacts[Artifact.ERROR] = _format_exception(node.error)
         _cap_artifacts(plan, options.max_artifact_chars)
         for child in node.children:
             plan.children.append(self._node_plan(child, options, facts_by_node, common_tags))
@@ -365,19 +281,13 @@ class Assembler:
                 text = SECRET_MASK
             if len(text) > options.max_param_chars:
                 if options.log_artifacts:
-                    plan.artifacts[f"params/{name}.txt"] = text
-                marker = f"...[truncated; full value in params/{name}.txt]"
+                    plan.artifacts[f"{Artifact.PARAMS_DIR}/{name}.txt"] = text
+                marker = f"...[truncated; full value in {Artifact.PARAMS_DIR}/{name}.txt]"
                 text = text[: options.max_param_chars - len(marker)] + marker
             plan.params[name] = text
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def sanitize_key(key: str) -> str:
-    """MLflow names allow alphanumerics, _ - . space : / only; replace the rest."""
-    cleaned = _INVALID_NAME_CHARS.sub("_", key).strip() or "_"
-    return cleaned[:250]
 
 
 def _param_text(value: Any) -> str:
@@ -429,72 +339,12 @@ def _attribution_tags(workflow: WorkflowRecord, options: AssembleOptions) -> dic
     return {k: (SECRET_MASK if is_secret_key(k) else v) for k, v in tags.items()}
 
 
-def _usage_tags(facts: list[CallFacts]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    unpriced = sorted({f.model or "<unknown model>" for f in facts if not f.priced})
-    if unpriced:
-        tags["pricing"] = "unknown"
-        tags["unpriced_models"] = ",".join(unpriced)[:MAX_TAG_VALUE]
-    if any(f.usage.estimated for f in facts):
-        tags["tokens_estimated"] = "true"
-        methods = sorted({f.usage.method for f in facts if f.usage.estimated and f.usage.method})
-        if methods:
-            tags["tokens_estimation_method"] = ",".join(methods)
-    hints = {f.hint for f in facts if f.hint}
-    if hints:
-        tags["usage_hint"] = next(iter(hints))[:MAX_TAG_VALUE]
-    if any(f.usage.llm_cache_hit for f in facts):
-        tags["llm_cache_hit"] = "true"
-    return tags
-
-
-def _prompt_text(call: LLMCallRecord) -> str:
-    if call.messages is not None:
-        batches = call.messages
-        if len(batches) == 1:
-            return render_messages(batches[0])
-        return "\n\n".join(
-            f"--- prompt {i} ---\n{render_messages(b)}" for i, b in enumerate(batches, 1)
-        )
-    return "\n\n".join(call.prompts or [])
-
-
-def _response_text(call: LLMCallRecord) -> str:
-    if call.error is not None:
-        return f"<error: {type(call.error).__name__}: {call.error}>"
-    response = call.response
-    if response is None:
-        return ""
-    texts = []
-    for generations in getattr(response, "generations", None) or []:
-        for generation in generations:
-            message = getattr(generation, "message", None)
-            if message is not None:
-                texts.append(render_messages([message]))
-            else:
-                texts.append(content_text(getattr(generation, "text", "")))
-    return "\n\n".join(texts)
-
-
-def _call_artifacts(facts: list[CallFacts]) -> dict[str, str]:
-    if not facts:
-        return {}
-    if len(facts) == 1:
-        return {"prompt.txt": facts[0].prompt_text, "response.txt": facts[0].response_text}
-    prompts, responses = [], []
-    for i, f in enumerate(facts, 1):
-        header = f"=== call {i} ({f.model or 'model'}) ==="
-        prompts.append(f"{header}\n{f.prompt_text}")
-        responses.append(f"{header}\n{f.response_text}")
-    return {"prompt.txt": "\n\n".join(prompts), "response.txt": "\n\n".join(responses)}
-
-
 def _cap_artifacts(plan: RunPlan, limit: int) -> None:
     for path, text in list(plan.artifacts.items()):
         capped, was_cut = truncate(text, limit)
         if was_cut:
             plan.artifacts[path] = capped
-            plan.tags[f"truncated.{sanitize_key(path)}"] = str(len(text))
+            plan.tags[f"{Tag.TRUNCATED_PREFIX}{sanitize_key(path)}"] = str(len(text))
 
 
 def _format_exception(error: BaseException) -> str:
@@ -539,4 +389,4 @@ def _redact_plan(plan: RunPlan, redact: Callable[[str], str]) -> None:
 
 
 # Identifiers we write ourselves: never PII, and redacting them would break lookups.
-_UNREDACTED_TAGS = frozenset({"langchain_run_id", KIND_TAG, "status"})
+_UNREDACTED_TAGS = frozenset({Tag.LANGCHAIN_RUN_ID, Tag.KIND, Tag.STATUS})

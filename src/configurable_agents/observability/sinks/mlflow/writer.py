@@ -20,7 +20,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from configurable_agents.observability.facts.assemble import KIND_TAG, RunPlan
+from configurable_agents.names import Kind, Tag
+from configurable_agents.observability.facts.plan import RunPlan
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
@@ -29,7 +30,7 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
 
-PARENT_TAG = "mlflow.parentRunId"
+PARENT_TAG = Tag.MLFLOW_PARENT_RUN_ID
 RUN_NAME_TAG = "mlflow.runName"
 
 
@@ -147,7 +148,7 @@ class MlflowWriter:
         existing: dict[str, Any] = {}
         if idempotent and plan.children:
             existing = {
-                run.data.tags.get("langchain_run_id"): run
+                run.data.tags.get(Tag.LANGCHAIN_RUN_ID): run
                 for run in self.client.search_runs(
                     [experiment_id],
                     filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
@@ -155,7 +156,7 @@ class MlflowWriter:
                 )
             }
         for child in plan.children:
-            found = existing.get(child.tags.get("langchain_run_id"))
+            found = existing.get(child.tags.get(Tag.LANGCHAIN_RUN_ID))
             if found is None:
                 child_id = self.create_run(experiment_id, child, parent_run_id)
                 self.complete_run(child_id, child)
@@ -183,7 +184,8 @@ class MlflowWriter:
         runs = self.client.search_runs(
             [experiment_id],
             filter_string=(
-                f"tags.langchain_run_id = '{langchain_run_id}' and tags.`{KIND_TAG}` = 'workflow'"
+                f"tags.{Tag.LANGCHAIN_RUN_ID} = '{langchain_run_id}' "
+                f"and tags.`{Tag.KIND}` = '{Kind.WORKFLOW}'"
             ),
             max_results=1,
         )

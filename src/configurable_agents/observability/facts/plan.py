@@ -1,0 +1,81 @@
+"""The plain data every sink reads: a run plan tree and the facts of each model call.
+
+A :class:`RunPlan` is one run as MLflow shows it (ADR-011 params, metrics, tags,
+artifacts) with its nested node plans; :class:`CallFacts` is what one model call
+consumed and cost. Both are computed once per workflow (:mod:`.assemble`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from configurable_agents.observability.capture.records import LLMCallRecord, NodeRecord
+from configurable_agents.observability.facts.usage import TokenUsage
+
+MAX_TAG_VALUE = 5000
+_INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
+
+
+@dataclass(slots=True)
+class CallFacts:
+    """What one LLM call cost and consumed, computed once and shared by runs and traces."""
+
+    call: LLMCallRecord
+    model: str | None
+    provider: str | None
+    usage: TokenUsage
+    cost_usd: float
+    priced: bool
+    cost_source: str
+    prompt_text: str
+    response_text: str
+    hint: str | None = None
+    breakdown: Any = None  # CostBreakdown: input / cache / output / reasoning USD
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """One MLflow run to write: the parent (workflow) or a nested node run."""
+
+    run_name: str
+    start_ms: int
+    end_ms: int
+    status: str  # FINISHED | FAILED
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    children: list[RunPlan] = field(default_factory=list)
+    node: NodeRecord | None = None
+    calls: list[CallFacts] = field(default_factory=list)
+
+    def walk(self) -> Iterable[RunPlan]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass(slots=True)
+class AssembleOptions:
+    """Per-handler settings the assembler needs."""
+
+    workflow_params: Mapping[str, Any] = field(default_factory=dict)
+    static_tags: Mapping[str, str] = field(default_factory=dict)
+    tag_metadata_keys: tuple[str, ...] = ()
+    log_artifacts: bool = True
+    max_param_chars: int = 6000
+    max_artifact_chars: int = 5_000_000
+    run_name_template: str | None = None
+    redact: Callable[[str], str] | None = None
+
+
+
+def sanitize_key(key: str) -> str:
+    """MLflow names allow alphanumerics, _ - . space : / only; replace the rest."""
+    cleaned = _INVALID_NAME_CHARS.sub("_", key).strip() or "_"
+    return cleaned[:250]
+
+
