@@ -41,6 +41,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
 
 # Userinfo runs to the LAST '@' (greedy), so a password holding '/', '#', '?' or '@' stays
@@ -164,6 +165,7 @@ class ObservabilityConfig(StrictModel):
     """Observability configuration (v0.1: MLflow only)."""
 
     mlflow: MLFlowConfig | None = None
+    prometheus: PrometheusConfig | None = None
 
 
 class LLMConfig(StrictModel):
