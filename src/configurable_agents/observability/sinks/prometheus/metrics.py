@@ -37,6 +37,7 @@ MODEL = "gen_ai_request_model"
 TOKEN_TYPE = "gen_ai_token_type"
 ERROR_TYPE = "error_type"
 WORKFLOW, VERSION, NODE, STATUS = "workflow", "workflow_version", "node", "status"
+STATUSES = ("FINISHED", "FAILED", "KILLED", "INTERRUPTED")
 
 # The conventions' advisory bucket boundaries.
 TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 67108864
@@ -119,6 +120,7 @@ class PrometheusMetrics:
         self.budget = LabelBudget(on_fold=lambda label: self.folded.labels(label).inc())
         # Not in ``registry``: the endpoint adds it (in multi-process mode, beside the files).
         self.health = ExporterHealthCollector()
+        self._run_keys: set[tuple[str, ...]] = set()
 
     def observe(self, facts: WorkflowFacts, cap: int) -> None:
         """Count one finished workflow; every free-form label value goes through the budget."""
@@ -131,6 +133,12 @@ class PrometheusMetrics:
         version = fold(VERSION, facts.workflow_version)
         who = [fold(name, _attribution_value(facts, name)) for name in self.attribution_labels]
 
+        key = (workflow, version, *who)
+        if key not in self._run_keys:
+            # Every status starts at 0, so the first failure is an increase that rate() sees.
+            self._run_keys.add(key)
+            for status in STATUSES:
+                self.runs.labels(workflow, version, status, *who)
         self.runs.labels(workflow, version, facts.status, *who).inc()
         self.workflow_duration.labels(workflow, version).observe(
             float(plan.metrics.get(Metric.DURATION_SECONDS, 0.0))
