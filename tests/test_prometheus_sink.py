@@ -12,6 +12,8 @@ import urllib.request
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from langchain_core.messages import HumanMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from prometheus_client import CollectorRegistry
@@ -311,3 +313,27 @@ def test_config_defaults_serve_nothing_and_label_nothing() -> None:
     config = ObservabilityConfig.model_validate({"prometheus": {"enabled": True}}).prometheus
     assert config is not None
     assert (config.port, config.addr, config.attribution_labels) == (None, "127.0.0.1", [])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    workflow=st.text(st.characters(exclude_categories=()), max_size=200),
+    team=st.text(max_size=200),
+)
+def test_any_metadata_text_is_one_escaped_label_value(workflow: str, team: str) -> None:
+    """Untrusted metadata and names never add a series name or break the exposition."""
+    from prometheus_client.exposition import generate_latest
+
+    metrics = PrometheusMetrics(CollectorRegistry(), attribution_labels=("team",))
+    sink = PrometheusSink(PrometheusConfig(enabled=True, attribution_labels=["team"]), metrics)
+    sink.export(make_facts(workflow, metadata={"team": team}))
+    families = list(text_string_to_metric_families(generate_latest(metrics.registry).decode()))
+    expected = {f.name for f in metrics.registry.collect()}
+    # The text format shows prometheus-client's ``_created`` samples as families of their own.
+    assert {f.name.removesuffix("_created") for f in families} == expected
+    runs = [s for f in families for s in f.samples
+            if s.name == "configurable_agents_workflow_runs_total" and s.value == 1]
+    assert len(runs) == 1
+    assert len(runs[0].labels["workflow"]) <= 128
+    safe = workflow[:128].encode("utf-8", "backslashreplace").decode("utf-8")
+    assert runs[0].labels["workflow"] == safe

@@ -24,7 +24,9 @@ class LabelBudget:
 
     def fold(self, label: str, value: str, cap: int) -> str:
         """``value`` itself while the label has room for it, else :data:`OTHER`."""
-        value = value[:MAX_VALUE_CHARS]
+        # Lone surrogates (from os.fsdecode, broken JSON) cannot be encoded and would fail
+        # every scrape: keep them as visible escapes.
+        value = value[:MAX_VALUE_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
         with self._lock:
             seen = self._seen.setdefault(label, set())
             if value in seen:
