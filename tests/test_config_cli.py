@@ -1,4 +1,8 @@
-"""``configurable-agents config validate FILE``: resolved config or errors, never a secret."""
+"""``configurable-agents config validate FILE``: resolved config or errors, never a secret.
+
+Also the top-level ``validate FILE`` / ``run FILE``: a file refused before validation
+(not UTF-8, an alias bomb, too many nodes) is one line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from configurable_agents.cli import app
-from tests.test_config_loader import write
+from tests.test_config_loader import BILLION_LAUGHS, write
+from tests.test_workflow_schema import chain_workflow
 
 SECRET = "S3cr3t-Pa55"
 runner = CliRunner()
@@ -139,3 +144,39 @@ def test_adr_file_store_uri_validates_without_touching_disk(workdir: Path) -> No
     assert code == 0
     assert json.loads(out)["observability"]["mlflow"]["tracking_uri"] == "file://./mlruns"
     assert not (workdir / "mlruns").exists()
+
+
+def refused_file(directory: Path, case: str) -> tuple[Path, str]:
+    """A workflow file the CLI must refuse, and the message after ``Workflow refused: path``."""
+    if case == "latin1":
+        path = directory / "latin1.yaml"
+        path.write_bytes(chain_workflow(2).replace("Step", "Étape").encode("latin-1"))
+        return path, ":9: not UTF-8 text (byte 0xc9 at offset 163); save the file as UTF-8"
+    if case == "bomb":
+        return write(directory, BILLION_LAUGHS), ":1: YAML limit: more than 100000 YAML nodes"
+    path = write(directory, chain_workflow(1_500))
+    return path, ": nodes: 1500 nodes, more than the limit of 1000 per workflow"
+
+
+@pytest.mark.parametrize("case", ["latin1", "bomb", "nodes"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_refused_workflow_files_exit_2_with_one_line(
+    workdir: Path, command: str, case: str
+) -> None:
+    path, expected = refused_file(workdir, case)
+    inputs = ["--input", "topic=x"] if command == "run" else []
+    result = runner.invoke(app, [command, str(path), *inputs])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not a crash
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Workflow refused: {path}{expected}")
+    assert sorted(p.name for p in workdir.iterdir()) == [path.name]  # nothing ran or was created
+
+
+def test_workflow_errors_print_user_text_without_markup(workdir: Path) -> None:
+    absent = workdir / "[bold]absent.yaml"
+    result = runner.invoke(app, ["validate", str(absent)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["Invalid workflow", f"{absent}: file not found"]

@@ -22,7 +22,12 @@ from configurable_agents.config import (
     load_global_config,
     read_yaml,
 )
-from configurable_agents.config.loader import ENV_OVERRIDES
+from configurable_agents.config.loader import (
+    ENV_OVERRIDES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    ConfigInputError,
+)
 
 SECRET = "S3cr3t-Pa55"
 
@@ -406,6 +411,85 @@ def test_read_yaml_keeps_key_lines(workdir: Path) -> None:
     assert data == {"a": 1, "b": {"c": 2}}
     assert data.lines == {"a": 1, "b": 2}  # type: ignore[attr-defined]
     assert data["b"].lines == {"c": 3}
+
+
+# ------------------------------------------------------------------ hostile or broken files
+
+BILLION_LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+config:
+  observability:
+    mlflow:
+      enabled: true
+      experiment_name: *h
+"""
+
+
+def input_error(path: Path) -> str:
+    with pytest.raises(ConfigInputError) as exc:
+        read_yaml(path)
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_non_utf8_file_names_the_line_and_byte(workdir: Path) -> None:
+    path = workdir / "latin1.yaml"
+    path.write_bytes("config:\n  observability:\n    mlflow: {experiment_name: café}\n".encode(
+        "latin-1"))
+    assert input_error(path) == (
+        f"{path}:3: not UTF-8 text (byte 0xe9 at offset 58); save the file as UTF-8"
+    )
+    with pytest.raises(ConfigInputError):  # the global-config loader reads it the same way
+        load_global_config(path)
+    assert_nothing_created(workdir)
+
+
+def test_billion_laughs_is_refused_before_it_is_expanded(workdir: Path) -> None:
+    path = write(workdir, BILLION_LAUGHS)
+    assert input_error(path) == (
+        f"{path}:1: YAML limit: more than {MAX_YAML_NODES} YAML nodes once aliases are "
+        "expanded (an alias bomb?)"
+    )
+    assert_nothing_created(workdir)
+
+
+def test_recursive_alias_and_deep_nesting_are_refused(workdir: Path) -> None:
+    recursive = write(workdir, "config: &c {observability: {mlflow: *c}}\n")
+    assert input_error(recursive).endswith(
+        "YAML limit: an alias refers to a node that contains it (recursive alias)")
+    depth = MAX_YAML_DEPTH + 1
+    deep = write(workdir, "config: " + "[" * depth + "]" * depth + "\n", "deep.yaml")
+    assert input_error(deep) == (
+        f"{deep}:1: YAML limit: nested more than {MAX_YAML_DEPTH} levels deep"
+    )
+
+
+def test_ordinary_aliases_still_load(workdir: Path) -> None:
+    path = write(workdir, """\
+        defaults: &defaults {enabled: true, experiment_name: shared}
+        config:
+          observability:
+            mlflow: {<<: *defaults, experiment_name: mine}
+        """)
+    mlflow = load_global_config(path, env=False).mlflow
+    assert mlflow is not None
+    assert (mlflow.enabled, mlflow.experiment_name) == (True, "mine")
+
+
+def test_control_character_is_one_line_naming_the_line(workdir: Path) -> None:
+    path = write(workdir, 'config:\n  llm: {model: "a\x01b"}\n')
+    assert load_error(path) == (
+        f"{path}:2: invalid YAML: unacceptable character #x0001 (special characters are not "
+        "allowed)"
+    )
 
 
 # ------------------------------------------------------------------ environment overrides

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from configurable_agents.commands.prices_cmd import prices as prices_command
 from configurable_agents.config.loader import ConfigError
-from configurable_agents.observability.facts import cost_estimator
+from configurable_agents.observability.facts import cost_estimator, price_table
 from configurable_agents.observability.facts.cost_estimator import (
     PriceBook,
     calculate_cost,
@@ -251,7 +251,7 @@ def test_bad_price_file_names_the_file(tmp_path: Path) -> None:
 
 
 def test_shipped_override_table_has_the_seed_models() -> None:
-    table = cost_estimator._override_table()
+    table = price_table.load_override_table()
     seed = {"gemini-3-pro": (2, 12), "gemini-3-flash": (0.5, 3), "gemini-2.5-pro": (1.25, 10),
             "gemini-2.5-flash": (0.30, 2.50), "gemini-2.5-flash-lite": (0.10, 0.40),
             "gemini-1.5-pro": (1.25, 5), "gemini-1.5-flash": (0.075, 0.30),

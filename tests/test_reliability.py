@@ -356,5 +356,5 @@ def test_long_lived_handler_state_stays_empty(mlflow_store, experiment_name):
     stats = handler.stats()
     assert stats.active_runs == 0 and stats.pending_workflows == 0
     assert stats.exported == 400 and stats.spooled == 0
-    assert len(handler._exporter._run_ids) <= 10_000
+    assert len(handler._pipeline.sink("mlflow")._run_ids) <= 10_000
     handler.close()

@@ -28,15 +28,9 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from configurable_agents.commands import cleanup_cmd
+from configurable_agents.names import Tag
 from configurable_agents.reports.retention import (
-    CLOSED_BY_TAG,
-    CLOSED_REASON_TAG,
     DAY_MS,
-    HEARTBEAT_TAG,
-    HOST_TAG,
-    KIND_TAG,
-    PARENT_TAG,
-    PID_TAG,
     RetentionError,
     RunRef,
     cleanup_runs,
@@ -45,6 +39,15 @@ from configurable_agents.reports.retention import (
     plan_cleanup,
     stale_reason,
 )
+
+# The run layout's tag names (ADR-011), as configurable_agents.names spells them.
+CLOSED_BY_TAG = Tag.CLOSED_BY
+CLOSED_REASON_TAG = Tag.CLOSED_REASON
+HEARTBEAT_TAG = Tag.HEARTBEAT_MS
+HOST_TAG = Tag.HOST
+KIND_TAG = Tag.KIND
+PARENT_TAG = Tag.MLFLOW_PARENT_RUN_ID
+PID_TAG = Tag.PID
 
 NOW_MS = int(time.time() * 1000)
 MIN_MS = 60_000

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from configurable_agents.config import ConfigError
-from configurable_agents.config.workflow import load_workflow, parse_type, parse_workflow
+from configurable_agents.config.loader import ConfigInputError
+from configurable_agents.config.workflow import (
+    MAX_NODES,
+    load_workflow,
+    parse_type,
+    parse_workflow,
+)
+from configurable_agents.config.workflow_checks import find_cycle
+from configurable_agents.config.workflow_sections import MAX_TYPE_DEPTH
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -274,3 +282,59 @@ def test_parse_type_grammar() -> None:
     assert parse_type("dict[str, list[str]]") == dict[str, list[str]]
     with pytest.raises(ValueError, match="unsupported type 'tuple'"):
         parse_type("tuple")
+    with pytest.raises(ValueError, match=f"nests containers more than {MAX_TYPE_DEPTH} deep"):
+        parse_type("list[" * (MAX_TYPE_DEPTH + 1) + "str" + "]" * (MAX_TYPE_DEPTH + 1))
+    deepest = "list[" * MAX_TYPE_DEPTH + "int" + "]" * MAX_TYPE_DEPTH
+    expected: object = int
+    for _ in range(MAX_TYPE_DEPTH):
+        expected = list[expected]  # type: ignore[valid-type]
+    assert parse_type(deepest) == expected
+
+
+# --- size limits: long workflows are checked without recursion, oversized ones refused ----
+
+
+def chain_workflow(nodes: int) -> str:
+    """A valid workflow text: START -> n0 -> n1 -> ... -> END, one node per step."""
+    parts = [
+        "flow: {name: long_chain}\n",
+        "state:\n  fields:\n    topic: {type: str, required: true}\n    out: {type: str}\n",
+        "config:\n  llm: {provider: demo}\n",
+        "nodes:\n",
+        *(f'  - {{id: n{i}, prompt: "Step {i} on {{state.topic}}", outputs: [out]}}\n'
+          for i in range(nodes)),
+        "edges:\n  - {from: START, to: n0}\n",
+        *(f"  - {{from: n{i}, to: n{i + 1}}}\n" for i in range(nodes - 1)),
+        f"  - {{from: n{nodes - 1}, to: END}}\n",
+    ]
+    return "".join(parts)
+
+
+def test_a_chain_at_the_node_limit_loads(tmp_path: Path) -> None:
+    # The checks walk the graph with their own stack: a chain longer than Python's
+    # recursion limit (1000 frames) is fine.
+    wf = load_text(tmp_path, chain_workflow(MAX_NODES))
+    assert len(wf.nodes) == MAX_NODES
+    assert wf.edges[-1].targets == ["END"]
+
+
+def test_a_workflow_over_the_node_limit_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(chain_workflow(1_500), encoding="utf-8")
+    with pytest.raises(ConfigInputError) as info:
+        load_workflow(path, env=False)
+    assert str(info.value) == (
+        f"{path}: nodes: 1500 nodes, more than the limit of {MAX_NODES} per workflow; split it "
+        "into smaller workflows"
+    )
+
+
+def test_a_long_cycle_is_found_without_recursion() -> None:
+    size = 5_000
+    succ = {f"n{i:04d}": {f"n{i + 1:04d}"} for i in range(size - 1)}
+    succ[f"n{size - 1:04d}"] = {"n0000"}
+    cycle = find_cycle(succ)
+    assert cycle is not None
+    assert (len(cycle), cycle[0], cycle[-1], cycle[1]) == (size + 1, "n0000", "n0000", "n0001")
+    succ[f"n{size - 1:04d}"] = set()
+    assert find_cycle(succ) is None

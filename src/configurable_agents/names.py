@@ -78,6 +78,12 @@ class Tag:
     TRUNCATED_PREFIX: Final = "truncated."
     # MLflow's own tag linking a nested run to its parent.
     MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
+    MLFLOW_RUN_NAME: Final = "mlflow.runName"
+    STOP_REASON: Final = "stop_reason"  # with status KILLED: a StopReason value
+    # Attribution tags the read side groups by (keys of ATTRIBUTION_KEYS).
+    USER_ID: Final = "user_id"
+    TEAM: Final = "team"
+    TENANT_ID: Final = "tenant_id"
 
 
 class Kind:
@@ -85,6 +91,27 @@ class Kind:
 
     WORKFLOW: Final = "workflow"
     NODE: Final = "node"
+
+
+class Status:
+    """Values of :attr:`Tag.STATUS` (MLflow run statuses, plus INTERRUPTED on FINISHED runs)."""
+
+    RUNNING: Final = "RUNNING"
+    FINISHED: Final = "FINISHED"
+    FAILED: Final = "FAILED"
+    KILLED: Final = "KILLED"
+    INTERRUPTED: Final = "INTERRUPTED"
+
+
+class StopReason:
+    """Values of :attr:`Tag.STOP_REASON`: why a run is KILLED rather than FAILED."""
+
+    CLOSED_EARLY: Final = "closed_early"  # the client left stream() before the end
+    CANCELLED: Final = "cancelled"  # the awaiting task was cancelled
+
+
+# Value of :attr:`Tag.PRICING` when some call had no known price.
+PRICING_UNKNOWN: Final = "unknown"
 
 
 class Artifact:

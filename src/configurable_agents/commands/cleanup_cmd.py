@@ -6,6 +6,7 @@ Wired as a top-level command: ``app.command("cleanup")(cleanup_cmd.cleanup)`` in
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -32,7 +33,9 @@ from configurable_agents.reports.retention import (
     RetentionError,
     StaleSummary,
     apply_cleanup,
+    check_older_than_days,
     check_purge_supported,
+    check_stale_after_minutes,
     close_stale_runs,
     plan_cleanup,
     summarize_plan,
@@ -130,6 +133,9 @@ def _print_cleanup(summary: CleanupSummary) -> None:
             )
         if e.skipped_running:
             line += f"; {e.skipped_running} RUNNING skipped (--include-running, or --stale)"
+        other = e.other_runs_text()
+        if other:
+            line += f"; {other}"
         typer.echo(line)
     total = summary.runs_matched if summary.dry_run else summary.deleted
     purged = summary.runs_matched if summary.dry_run else summary.purged
@@ -182,8 +188,7 @@ def cleanup(
     older_than_days: float | None = typer.Option(
         None,
         "--older-than-days",
-        min=0,
-        help="Delete workflow runs started more than N days ago "
+        help="Delete workflow runs started more than N days ago, 0 to 36500 "
         "(default: config retention_days).",
     ),
     experiment: list[str] = typer.Option(
@@ -221,6 +226,9 @@ def cleanup(
         f"(default {DEFAULT_STALE_AFTER_MINUTES:g}).",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the retention summary as JSON (stdout) instead of text."
+    ),
 ) -> None:
     """Delete old workflow runs and their nested runs (only runs configurable-agents wrote).
 
@@ -228,8 +236,15 @@ def cleanup(
     """
     if stale_after_minutes is not None and not stale:
         raise _fail("--stale-after-minutes needs --stale", code=2)
-    if stale_after_minutes is not None and stale_after_minutes <= 0:
-        raise _fail(f"--stale-after-minutes must be > 0 (got {stale_after_minutes:g})", code=2)
+    if as_json and stale:
+        raise _fail("--json prints the retention summary; run --stale without --json", code=2)
+    try:
+        if stale_after_minutes is not None:
+            check_stale_after_minutes(stale_after_minutes, name="--stale-after-minutes")
+        if older_than_days is not None:
+            check_older_than_days(older_than_days, name="--older-than-days")
+    except RetentionError as exc:
+        raise _fail(str(exc), code=2) from None
     try:
         settings = _settings(config)
         uri = _tracking_uri(tracking_uri, settings)
@@ -265,9 +280,12 @@ def cleanup(
                 uri, experiments, days, include_running=include_running, progress=progress
             )
         if dry_run:
+            dry = summarize_plan(plan, dry_run=True, purge=purge, delete_traces=not keep_traces)
+            if as_json:
+                typer.echo(json.dumps(dry.to_dict(), indent=2))
+                return
             _print_plan(plan)
-            _print_cleanup(summarize_plan(plan, dry_run=True, purge=purge,
-                                          delete_traces=not keep_traces))
+            _print_cleanup(dry)
             return
         if plan.run_count and not yes and not _confirm(plan, purge, not keep_traces):
             raise _fail("aborted; nothing deleted")
@@ -276,4 +294,7 @@ def cleanup(
                                     progress=progress)
     except RetentionError as exc:
         raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
     _print_cleanup(summary)

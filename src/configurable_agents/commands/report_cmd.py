@@ -1,7 +1,9 @@
 """``configurable-agents report costs | compare``: read runs back from MLflow and summarise them.
 
-Errors are one line on stderr with exit code 1 (no traceback); an empty result is exit 0
-with a "No runs matched" line. The table goes to stdout, progress to stderr.
+Errors are one line on stderr (no traceback): exit code 2 for an option value that cannot be
+used (a time out of range, an output folder that does not exist), 1 for everything else (bad
+filter, unknown experiment, unreachable store). An empty result is exit 0 with a "No runs
+matched" line. The table goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from configurable_agents.reports.reporting import (
     DEFAULT_EXPERIMENT,
     ProgressFn,
     ReportError,
+    ReportOptionError,
     compare_runs,
     cost_report,
     plot_cost_per_day,
@@ -61,9 +64,29 @@ DIRECT_DB = typer.Option(
     "through MLflow's search_runs API.")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {render.printable(message)}", err=True)
+    return typer.Exit(code=code)
+
+
+def _report_failure(exc: ReportError) -> typer.Exit:
+    return _fail(str(exc), code=2 if isinstance(exc, ReportOptionError) else 1)
+
+
+def _check_writable(option: str, path: Path | None) -> None:
+    """Refuse an output path whose folder is missing before reading anything (exit 2)."""
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise _fail(f"{option} {path}: folder {folder} {what}", code=2)
+    if path.is_dir():
+        raise _fail(f"{option} {path} is a folder; give a file name", code=2)
+
+
+def _write_failure(path: Path, exc: OSError) -> typer.Exit:
+    return _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _http_fail_fast() -> None:
@@ -99,11 +122,14 @@ def _emit(fmt: Format, output: Path | None, text: Callable[[], str],
         else:
             typer.echo(text(), nl=False)
         return
-    with output.open("w", encoding="utf-8", newline="") as handle:
-        if fmt is Format.table:
-            table(Console(file=handle, width=240, no_color=True, color_system=None))
-        else:
-            handle.write(text())
+    try:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            if fmt is Format.table:
+                table(Console(file=handle, width=240, no_color=True, color_system=None))
+            else:
+                handle.write(text())
+    except OSError as exc:
+        raise _write_failure(output, exc) from None
     typer.echo(f"Wrote {output}", err=True)
 
 
@@ -128,6 +154,8 @@ def costs(
 ) -> None:
     """Runs, success rate, tokens, cost, duration (mean, p95) and retries per group."""
     _http_fail_fast()
+    _check_writable("--output", output)
+    _check_writable("--plot", plot)
     try:
         with _progress() as progress:
             report = cost_report(
@@ -135,7 +163,7 @@ def costs(
                 since=since, until=until, filter_string=filter_string, top=top,
                 progress=progress, direct_db=direct_db)
     except ReportError as exc:
-        raise _fail(str(exc)) from None
+        raise _report_failure(exc) from None
     if report.empty and fmt is not Format.table:
         typer.echo(render.no_runs_line(report.scope), err=True)
     text = render.cost_report_json if fmt is Format.json else render.cost_report_csv
@@ -143,7 +171,9 @@ def costs(
     if plot is not None and not report.empty:
         try:
             plot_cost_per_day(report, plot)
-        except (OSError, ReportError) as exc:
+        except OSError as exc:
+            raise _write_failure(plot, exc) from None
+        except ReportError as exc:
             raise _fail(f"cannot write plot {plot}: {exc}") from None
         typer.echo(f"Wrote {plot}", err=True)
 
@@ -164,13 +194,14 @@ def compare(
 ) -> None:
     """Side-by-side measures with absolute and relative deltas, overall and per node."""
     _http_fail_fast()
+    _check_writable("--output", output)
     try:
         with _progress() as progress:
             result = compare_runs(baseline, candidate, tracking_uri=tracking_uri,
                                   experiments=experiment, since=since, until=until,
                                   progress=progress, direct_db=direct_db)
     except ReportError as exc:
-        raise _fail(str(exc)) from None
+        raise _report_failure(exc) from None
     if fmt is not Format.table:
         for line in [*result.notes, *render.empty_side_lines(result)]:
             typer.echo(line, err=True)

@@ -12,8 +12,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from configurable_agents.config.loader import ConfigError
+from configurable_agents.config.loader import ConfigError, ConfigInputError
 from configurable_agents.config.workflow import WorkflowConfig, load_workflow
 from configurable_agents.runtime.executor import (
     NodeOutputError,
@@ -101,9 +102,16 @@ def _result_json(result: WorkflowResult) -> str:
 
 
 def _fail(title: str, exc: BaseException, code: int) -> typer.Exit:
+    # Text, not a markup string: '[...]' in a path or user value must print as written.
     notes = "".join(f"\n{n}" for n in getattr(exc, "__notes__", []))
-    _err.print(f"[red]{title}[/red]\n{exc}{notes}", soft_wrap=True)
+    _err.print(Text.assemble((title, "red"), f"\n{exc}{notes}"), soft_wrap=True)
     return typer.Exit(code=code)
+
+
+def _refuse(exc: ConfigInputError) -> typer.Exit:
+    """One line, exit 2: the file was refused before validation (encoding or a limit)."""
+    _err.print(Text.assemble(("Workflow refused: ", "red"), str(exc)), soft_wrap=True)
+    return typer.Exit(code=2)
 
 
 def run(
@@ -124,6 +132,8 @@ def run(
         workflow = load_workflow(file)
         values = parse_inputs(workflow, inputs, input_file)
         result = run_workflow_from_config(workflow, values, demo=demo or None)
+    except ConfigInputError as exc:
+        raise _refuse(exc) from None
     except ConfigError as exc:
         raise _fail("Invalid workflow", exc, 1) from None
     except WorkflowInputError as exc:
@@ -145,6 +155,8 @@ def validate(file: Path = typer.Argument(..., help="Workflow YAML file.")) -> No
     """Check a workflow file (schema and references) without running it."""
     try:
         workflow = load_workflow(file)
+    except ConfigInputError as exc:
+        raise _refuse(exc) from None
     except ConfigError as exc:
         raise _fail("Invalid workflow", exc, 1) from None
     mlflow_cfg = workflow.config.mlflow

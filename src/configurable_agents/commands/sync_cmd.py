@@ -20,7 +20,7 @@ def sync(
     ),
 ) -> None:
     """Write workflows spooled while MLflow was unreachable; safe to run from several places."""
-    from configurable_agents.observability.exporter import replay_spool
+    from configurable_agents.observability.sinks.mlflow.replay import replay_spool
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
     from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
 

@@ -45,16 +45,106 @@ class ConfigError(ValueError):
     """Invalid configuration: the message names where, which field, and the fix."""
 
 
+class ConfigInputError(ConfigError):
+    """The input is refused before validation: not UTF-8 text, or over a safety limit.
+
+    The limits (YAML nesting depth, YAML nodes after alias expansion, workflow size)
+    keep a hostile or broken file from exhausting the stack, memory or CPU. The CLI
+    exits 2 for these (bad input), 1 for a file that was read but is invalid.
+    """
+
+
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of YAML mappings and sequences in one file."""
+MAX_YAML_NODES = 100_000
+"""Most YAML nodes one file may hold once every alias is expanded (billion-laughs guard)."""
+
+
+class _YamlLimitError(yaml.composer.ComposerError):
+    """A YAML file over MAX_YAML_DEPTH or MAX_YAML_NODES (raised while composing)."""
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key, for error messages."""
+    """SafeLoader that remembers the line of every mapping key, for error messages.
+
+    It also bounds the document: nesting is counted while composing (PyYAML composes
+    recursively, so depth is what could exhaust the stack) and the node count after
+    alias expansion is checked before anything is constructed.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YamlLimitError(
+                    problem=f"nested more than {MAX_YAML_DEPTH} levels deep",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expanded_size(node)
+        return super().construct_document(node)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Raise if ``root`` expands to more than MAX_YAML_NODES nodes, or an alias is recursive.
+
+    An alias is a reference to an anchored node, so a small file can name a node 9**9
+    times (billion laughs). Sizes are memoised per node and capped, and the walk keeps
+    its own stack, so this costs one visit per distinct node.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = min(total, MAX_YAML_NODES + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _YamlLimitError(
+                problem="an alias refers to a node that contains it (recursive alias)",
+                problem_mark=node.start_mark,
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] > MAX_YAML_NODES:
+        raise _YamlLimitError(
+            problem=f"more than {MAX_YAML_NODES} YAML nodes once aliases are expanded "
+            "(an alias bomb?)",
+            problem_mark=root.start_mark,
+        )
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    # Only keys written in this mapping can be duplicates: keys merged in with
+    # ``<<: *defaults`` may be overridden (construct_mapping prepends them to node.value).
+    own_keys = [k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE_TAG]
     mapping = loader.construct_mapping(node, deep=True)
     lines: dict[str, int] = {}
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            continue
+    for key_node in own_keys:
         if key_node.value in lines:
             # PyYAML keeps the last of two equal keys; a config must not silently lose one.
             raise yaml.constructor.ConstructorError(
@@ -78,26 +168,49 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML file into a dict (keys remember their line numbers)."""
+    """Parse a YAML file into a dict (keys remember their line numbers).
+
+    Raises :class:`ConfigInputError` for a file that is not UTF-8 or is over a YAML
+    limit, :class:`ConfigError` for a missing file or invalid YAML.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigInputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from None
+    try:
         data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
+    except _YamlLimitError as exc:
+        raise ConfigInputError(f"{_where(path, exc)}: YAML limit: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # its str() spans two lines; say it in one
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"{path}:{line}: invalid YAML: unacceptable character #x{exc.character:04x} "
+            f"({exc.reason})"
+        ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{_where(path, exc)}: invalid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _where(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{path}:{mark.line + 1}" if mark else str(path)
 
 
 def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:

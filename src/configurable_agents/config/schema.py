@@ -41,6 +41,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
 from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
 
@@ -161,11 +162,28 @@ class MLFlowConfig(StrictModel):
         return redact_uri(self.tracking_uri)
 
 
+class JsonlConfig(StrictModel):
+    """The ``observability.jsonl`` block: one line of facts per workflow in a local file."""
+
+    enabled: bool = False
+    path: str = "configurable_agents.jsonl"
+    include_artifacts: bool = Field(
+        default=False, description="Also write prompts, responses, inputs and outputs."
+    )
+
+
 class ObservabilityConfig(StrictModel):
-    """Observability configuration (v0.1: MLflow only)."""
+    """Observability configuration: one block per sink; each has its own ``enabled`` flag.
+
+    Pipeline-wide settings (async_logging, queue_size, flush_timeout_s, redact_pii,
+    pricing, run_name, tags) live in the ``mlflow`` block, where they started, and
+    apply to every sink even when MLflow itself is off.
+    """
 
     mlflow: MLFlowConfig | None = None
     prometheus: PrometheusConfig | None = None
+    jsonl: JsonlConfig | None = None
+    otel: OTelConfig | None = None
 
 
 class LLMConfig(StrictModel):

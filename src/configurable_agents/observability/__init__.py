@@ -1,14 +1,12 @@
-"""Observability: the LangChain callback handler and what it needs (pricing, export, reports).
+"""Observability: the LangChain callback handler, the pipeline and its sinks.
 
 Importing this package registers the ``CONFIGURABLE_AGENTS_MLFLOW=true`` configure hook
 (inert unless the variable is set).
 """
 
 from configurable_agents.observability.autolog import install as _install_autolog
-from configurable_agents.observability.capture.handler import (
-    NODE_METRICS_EVENT,
-    MLflowCallbackHandler,
-)
+from configurable_agents.observability.capture.recorder import NODE_METRICS_EVENT
+from configurable_agents.observability.handler import MLflowCallbackHandler
 
 _install_autolog()
 

@@ -20,7 +20,7 @@ from configurable_agents.config.loader import apply_env_overrides
 from configurable_agents.config.schema import GlobalConfig, MLFlowConfig, ObservabilityConfig
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.capture.handler import MLflowCallbackHandler
+    from configurable_agents.observability.handler import MLflowCallbackHandler
 
 ENV_FLAG = "CONFIGURABLE_AGENTS_MLFLOW"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -51,7 +51,7 @@ class _ProcessHandlerSlot:
 
 
 def _handler_from_env() -> MLflowCallbackHandler:
-    from configurable_agents.observability.capture.handler import MLflowCallbackHandler
+    from configurable_agents.observability.handler import MLflowCallbackHandler
 
     base = GlobalConfig(observability=ObservabilityConfig(mlflow=MLFlowConfig(enabled=True)))
     config = apply_env_overrides(base)

@@ -27,7 +27,8 @@ from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from configurable_agents.reports.store import (
+from configurable_agents.names import Tag
+from configurable_agents.reports.access import (
     PAGE_SIZE,
     RunQuery,
     StoredRun,
@@ -111,7 +112,7 @@ class DatabaseReader:
                         start_ms=start_ms,
                         end_ms=end_ms,
                         status=status,
-                        run_name=name or run_tags.get("mlflow.runName", ""),
+                        run_name=name or run_tags.get(Tag.MLFLOW_RUN_NAME, ""),
                         tags=run_tags,
                         params=params.get(run_id, {}),
                         metrics=metrics.get(run_id, {}),

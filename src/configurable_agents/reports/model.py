@@ -1,17 +1,25 @@
 """What a report is made of: the rows read from MLflow, and how a group of rows is measured.
 
-Pure data and arithmetic, no I/O: ``report_store`` fills :class:`RunRow` s, ``reporting``
-groups them into a :class:`CostReport` or :class:`Comparison`, ``report_render`` draws them.
+Pure data and arithmetic, no I/O: ``store`` fills :class:`RunRow` s, ``reporting``
+groups them into a :class:`CostReport` or :class:`Comparison`, ``render`` draws them.
+
+A run ends in one of four outcomes (plus ``running``): *succeeded* and *failed* make the
+success rate; *killed* (MLflow status KILLED: the client stopped reading a stream, a task was
+cancelled, or ``cleanup --stale`` closed a run whose process died) and *interrupted* (a
+LangGraph interrupt paused for a human; MLflow FINISHED with tag ``status=INTERRUPTED``) are
+neither, so they are counted on their own. Every run's tokens and cost count in the totals.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+from configurable_agents.names import NODE_RUN_PREFIX, Param, Status, Tag
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -21,11 +29,40 @@ GROUP_KEYS: tuple[str, ...] = (
     "workflow", "workflow_version", "model", "node", "user", "team", "tenant", "day", "status",
 )
 NODE_KEYS = frozenset({"model", "node"})
-_ATTRIBUTION_TAGS = {"user": "user_id", "team": "team", "tenant": "tenant_id"}
+_ATTRIBUTION_TAGS = {"user": Tag.USER_ID, "team": Tag.TEAM, "tenant": Tag.TENANT_ID}
+
+Outcome = Literal["succeeded", "failed", "killed", "interrupted", "running"]
+_OPEN_STATUSES = frozenset({Status.RUNNING, "SCHEDULED"})
+
+
+def outcome_of(
+    run_status: str, status_tag: str | None, status_metric: float | None
+) -> tuple[str, Outcome]:
+    """(status to show, outcome) of a run from MLflow's status, our status tag and metric.
+
+    MLflow's KILLED wins over a tag written earlier (a stale run closed by cleanup still has
+    the tag it started with); INTERRUPTED is only in the tag (MLflow says FINISHED); for the
+    rest the ``status`` metric (1 success, 0 failure) decides when present, else the status.
+    """
+    if run_status in _OPEN_STATUSES:
+        return run_status, "running"
+    if Status.KILLED in (run_status, status_tag):
+        return Status.KILLED, "killed"
+    if status_tag == Status.INTERRUPTED:
+        return Status.INTERRUPTED, "interrupted"
+    if status_metric is not None:
+        ok = status_metric >= 1
+    else:
+        ok = (status_tag or run_status) == Status.FINISHED
+    return (Status.FINISHED, "succeeded") if ok else (Status.FAILED, "failed")
 
 
 class ReportError(Exception):
     """A user-facing, one-line problem: bad filter, unknown experiment, unreachable store."""
+
+
+class ReportOptionError(ReportError):
+    """A value outside what a report can use (a time out of range): a usage error, exit 2."""
 
 
 @dataclass(slots=True)
@@ -36,7 +73,7 @@ class RunRow:
     kind: Literal["workflow", "node"]
     start_ms: int
     status: str
-    succeeded: bool | None  # None while the run is still running
+    outcome: Outcome
     input_tokens: float
     output_tokens: float
     cost_usd: float
@@ -53,6 +90,11 @@ class RunRow:
     def day(self) -> str:
         return datetime.fromtimestamp(self.start_ms / 1000, UTC).date().isoformat()
 
+    @property
+    def succeeded(self) -> bool | None:
+        """True / False for runs that succeeded / failed; None for any other outcome."""
+        return {"succeeded": True, "failed": False}.get(self.outcome)
+
 
 @dataclass(frozen=True, slots=True)
 class GroupStats:
@@ -60,8 +102,11 @@ class GroupStats:
 
     key: tuple[str, ...]
     runs: int
-    completed: int
+    completed: int  # succeeded + failed: the success rate's denominator
     succeeded: int
+    failed: int
+    killed: int  # stopped early (stream left, task cancelled) or closed by cleanup --stale
+    interrupted: int  # paused for a human (LangGraph interrupt)
     success_rate: float | None
     input_tokens: int
     output_tokens: int
@@ -219,15 +264,15 @@ def group_value(row: RunRow, key: str) -> str:
     root = row.workflow or row
     value: str | None
     if key == "workflow":
-        value = root.tags.get("workflow_name") or root.params.get("workflow_name") or (
+        value = root.tags.get(Tag.WORKFLOW_NAME) or root.params.get(Param.WORKFLOW_NAME) or (
             root.run_name)
     elif key == "workflow_version":
-        value = root.tags.get("workflow_version") or root.params.get("workflow_version")
+        value = root.tags.get(Tag.WORKFLOW_VERSION) or root.params.get(Param.WORKFLOW_VERSION)
     elif key == "node":
-        value = row.params.get("node_id") or (
-            row.run_name.removeprefix("node_") if row.kind == "node" else None)
+        value = row.params.get(Param.NODE_ID) or (
+            row.run_name.removeprefix(NODE_RUN_PREFIX) if row.kind == "node" else None)
     elif key == "model":
-        value = row.params.get("node_model") if row.kind == "node" else None
+        value = row.params.get(Param.NODE_MODEL) if row.kind == "node" else None
     elif key in _ATTRIBUTION_TAGS:
         value = root.tags.get(_ATTRIBUTION_TAGS[key])
     elif key == "day":
@@ -257,10 +302,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def summarize(rows: Sequence[RunRow], key: tuple[str, ...] = ()) -> GroupStats:
-    """Measures over ``rows``: sums, success rate over finished runs, mean and p95 duration."""
+    """Measures over ``rows``: sums, outcome counts, success rate, mean and p95 duration.
+
+    The success rate is succeeded / (succeeded + failed): killed, interrupted and running
+    runs are counted apart and left out of it; their tokens and cost are in the sums.
+    """
     runs = len(rows)
-    completed = sum(1 for r in rows if r.succeeded is not None)
-    succeeded = sum(1 for r in rows if r.succeeded)
+    outcomes = Counter(r.outcome for r in rows)
+    succeeded, failed = outcomes["succeeded"], outcomes["failed"]
+    completed = succeeded + failed
     durations = [r.duration_s for r in rows if r.duration_s is not None]
     input_tokens = round(sum(r.input_tokens for r in rows))
     output_tokens = round(sum(r.output_tokens for r in rows))
@@ -270,6 +320,9 @@ def summarize(rows: Sequence[RunRow], key: tuple[str, ...] = ()) -> GroupStats:
         runs=runs,
         completed=completed,
         succeeded=succeeded,
+        failed=failed,
+        killed=outcomes["killed"],
+        interrupted=outcomes["interrupted"],
         success_rate=succeeded / completed if completed else None,
         input_tokens=input_tokens,
         output_tokens=output_tokens,

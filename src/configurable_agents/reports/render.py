@@ -2,6 +2,15 @@
 
 JSON and CSV carry raw numbers (no rounding, no currency signs) so they parse back exactly;
 tables round for reading.
+
+Group values are user data (tag and param values, experiment names, filters) and are shown
+literally: table cells and titles are :class:`rich.text.Text` (never parsed as markup, so a
+team called ``[/]`` is just that), control characters are shown escaped (``\x1b``, ``\n``)
+so a value can neither break a row nor drive the terminal, and every line printed with
+``console.print`` goes with ``markup=False``. CSV string cells that a spreadsheet would run as
+a formula get a leading ``'`` (OWASP "CSV injection"); numbers are written as they are.
+CSV lines end in CRLF (RFC 4180): Python's writer quotes a field only for the characters of
+its line terminator, so with a bare LF a value holding CR would split a row.
 """
 
 from __future__ import annotations
@@ -9,11 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from configurable_agents.reports.model import (
     MEASURES,
@@ -51,6 +62,8 @@ def _dec(value: Any) -> str:
 COLUMNS: dict[str, tuple[str, _Fmt]] = {
     "runs": ("Runs", _num),
     "success_rate": ("Success", _pct),
+    "killed": ("Killed", _num),
+    "interrupted": ("Interrupted", _num),
     "input_tokens": ("In tokens", _num),
     "output_tokens": ("Out tokens", _num),
     "cost_usd": ("Cost", _usd),
@@ -67,8 +80,49 @@ _COMPARE_FORMAT: dict[str, _Fmt] = {
     "input_tokens_per_run": _dec,
     "output_tokens_per_run": _dec,
 }
-_NODE_MEASURES = ("runs", "success_rate", "input_tokens_per_run", "output_tokens_per_run",
-                  "cost_per_run", "duration_mean_s", "duration_p95_s", "retries")
+_NODE_MEASURES = ("runs", "success_rate", "killed", "interrupted", "input_tokens_per_run",
+                  "output_tokens_per_run", "cost_per_run", "duration_mean_s", "duration_p95_s",
+                  "retries")
+# Shown only when some run in the report has that outcome (JSON and CSV always carry them).
+_WHEN_NONZERO = ("killed", "interrupted")
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(value: str) -> str:
+    """``value`` with control, format and line-break characters escaped (``\\x1b``, ``\\n``).
+
+    What is left prints on one line exactly as it is stored; nothing reaches the terminal as
+    an escape sequence.
+    """
+    if value.isprintable():
+        return value
+    return "".join(ascii(ch)[1:-1] if _unsafe(ch) else ch for ch in value)
+
+
+def _unsafe(ch: str) -> bool:
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def literal(value: str) -> Text:
+    """User data as a table cell or title: never markup, never a control sequence."""
+    return Text(printable(value))
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: strings that would start a formula get a leading ``'``; numbers as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _shown(measures: Iterable[str], *stats: GroupStats | None) -> list[str]:
+    """The measures to show: those in _WHEN_NONZERO only when one of ``stats`` has some."""
+    return [m for m in measures if m not in _WHEN_NONZERO
+            or any(s is not None and getattr(s, m) for s in stats)]
 
 
 def _scope_line(scope: ReportScope) -> str:
@@ -94,23 +148,25 @@ def cost_table(report: CostReport) -> Table:
     shown = (f"top {len(report.groups)} of {report.total_groups} groups"
              if len(report.groups) < report.total_groups else f"{report.total_groups} groups")
     table = Table(
-        title=f"Cost by {', '.join(report.group_by)}: {report.totals.runs:,} {unit}, {shown}",
+        title=literal(f"Cost by {', '.join(report.group_by)}: {report.totals.runs:,} {unit}, "
+                      f"{shown}"),
         title_justify="left",
     )
+    measures = _shown(COLUMNS, report.totals)
     for key in report.group_by:
-        table.add_column(key, no_wrap=True)
-    for title, _ in COLUMNS.values():
-        table.add_column(title, justify="right", no_wrap=True)
+        table.add_column(literal(key), no_wrap=True)
+    for measure in measures:
+        table.add_column(COLUMNS[measure][0], justify="right", no_wrap=True)
     for group in report.groups:
-        table.add_row(*group.key, *_cells(group))
+        table.add_row(*map(literal, group.key), *_cells(group, measures))
     table.add_section()
-    table.add_row("TOTAL", *[""] * (len(report.group_by) - 1), *_cells(report.totals),
-                  style="bold")
+    table.add_row("TOTAL", *[""] * (len(report.group_by) - 1),
+                  *_cells(report.totals, measures), style="bold")
     return table
 
 
-def _cells(stats: GroupStats) -> list[str]:
-    return [fmt(getattr(stats, measure)) for measure, (_, fmt) in COLUMNS.items()]
+def _cells(stats: GroupStats, measures: Iterable[str]) -> list[str]:
+    return [COLUMNS[measure][1](getattr(stats, measure)) for measure in measures]
 
 
 def unpriced_note(report: CostReport) -> str | None:
@@ -123,13 +179,24 @@ def unpriced_note(report: CostReport) -> str | None:
 
 def print_cost_report(report: CostReport, console: Console) -> None:
     if report.empty:
-        console.print(no_runs_line(report.scope), highlight=False)
+        console.print(printable(no_runs_line(report.scope)), markup=False, highlight=False)
         return
     console.print(cost_table(report))
-    console.print(_scope_line(report.scope), highlight=False, soft_wrap=True)
-    note = unpriced_note(report)
-    if note:
-        console.print(note, highlight=False)
+    console.print(printable(_scope_line(report.scope)), markup=False, highlight=False,
+                  soft_wrap=True)
+    for note in (unpriced_note(report), outcome_note(report)):
+        if note:
+            console.print(note, markup=False, highlight=False)
+
+
+def outcome_note(report: CostReport) -> str | None:
+    """Says why Success leaves some runs out, when it does."""
+    totals = report.totals
+    if not (totals.killed or totals.interrupted):
+        return None
+    return (f"Success counts finished and failed runs only: {totals.killed:,} killed "
+            f"(stopped early or closed as stale) and {totals.interrupted:,} interrupted "
+            "(paused for a human) are counted apart; their tokens and cost are in the totals.")
 
 
 def cost_report_json(report: CostReport) -> str:
@@ -138,12 +205,12 @@ def cost_report_json(report: CostReport) -> str:
 
 def cost_report_csv(report: CostReport) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*report.group_by, *MEASURES])
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*map(csv_cell, report.group_by), *MEASURES])
     for group in report.groups:
         measures = group.measures()
-        writer.writerow([*group.key, *("" if measures[m] is None else measures[m]
-                                       for m in MEASURES)])
+        writer.writerow([*map(csv_cell, group.key),
+                         *("" if measures[m] is None else measures[m] for m in MEASURES)])
     return buffer.getvalue()
 
 
@@ -169,7 +236,10 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     for title in ("Measure", "Baseline", "Candidate", "Delta", "Delta %"):
         overall.add_column(title, justify="left" if title == "Measure" else "right",
                            no_wrap=True)
+    sides = (comparison.baseline, comparison.candidate)
     for delta in comparison.deltas:
+        if delta.measure not in _shown([delta.measure], *sides):
+            continue
         fmt = _COMPARE_FORMAT[delta.measure]
         overall.add_row(delta.measure, fmt(delta.baseline), fmt(delta.candidate),
                         _abs(delta), _rel(delta))
@@ -180,10 +250,11 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
             per_node.add_column(title, justify="left" if title in ("Node", "Measure")
                                 else "right", no_wrap=True)
         for node in comparison.nodes:
-            wanted = [d for d in node.deltas if d.measure in _NODE_MEASURES]
+            measures = _shown(_NODE_MEASURES, node.baseline, node.candidate)
+            wanted = [d for d in node.deltas if d.measure in measures]
             for i, delta in enumerate(wanted):
                 fmt = _COMPARE_FORMAT[delta.measure]
-                per_node.add_row(node.node if i == 0 else "", delta.measure,
+                per_node.add_row(literal(node.node) if i == 0 else "", delta.measure,
                                  fmt(delta.baseline), fmt(delta.candidate), _abs(delta),
                                  _rel(delta), end_section=i == len(wanted) - 1)
         tables.append(per_node)
@@ -197,15 +268,14 @@ def empty_side_lines(comparison: Comparison) -> list[str]:
 
 
 def print_comparison(comparison: Comparison, console: Console) -> None:
-    for note in comparison.notes:
-        console.print(note, highlight=False)
-    for line in empty_side_lines(comparison):
-        console.print(line, highlight=False)
+    for line in [*comparison.notes, *empty_side_lines(comparison)]:
+        console.print(printable(line), markup=False, highlight=False)
     if len(comparison.empty_sides) == 2:
         return
     for table in comparison_tables(comparison):
         console.print(table)
-    console.print(_scope_line(comparison.scope), highlight=False, soft_wrap=True)
+    console.print(printable(_scope_line(comparison.scope)), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def comparison_json(comparison: Comparison) -> str:
@@ -214,12 +284,12 @@ def comparison_json(comparison: Comparison) -> str:
 
 def comparison_csv(comparison: Comparison) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     columns = ["scope", "measure", "baseline", "candidate", "absolute", "relative"]
     writer.writerow(columns)
     frame = comparison.to_dataframe()
     for record in frame.itertuples(index=False):
-        writer.writerow(["" if _isnull(v) else v for v in record])
+        writer.writerow(["" if _isnull(v) else csv_cell(v) for v in record])
     return buffer.getvalue()
 
 

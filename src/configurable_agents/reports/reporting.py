@@ -3,8 +3,8 @@
 :func:`cost_report` groups workflow runs (or, for ``node``/``model`` keys, their nested node
 runs) and measures each group; :func:`compare_runs` sets a baseline against a candidate,
 overall and per node; :func:`plot_cost_per_day` draws a report. Reading lives in
-``report_store`` (``MlflowClient.search_runs``, or ``report_db`` straight from a database
-store), the data and arithmetic in ``report_model``, rendering in ``report_render``.
+``store`` (``MlflowClient.search_runs``, or ``db`` straight from a database store), the data
+and arithmetic in ``model``, rendering in ``render``.
 
 Results are plain frozen dataclasses (:class:`CostReport`, :class:`Comparison`) with
 ``to_dict()`` and ``to_dataframe()``.
@@ -30,6 +30,7 @@ from configurable_agents.reports.model import (
     GroupStats,
     NodeComparison,
     ReportError,
+    ReportOptionError,
     ReportScope,
     RunRow,
     group_rows,
@@ -53,6 +54,8 @@ DEFAULT_EXPERIMENT = "configurable_agents"
 _RUN_IDS = re.compile(r"[0-9a-f]{32}(\s*,\s*[0-9a-f]{32})*,?")
 _RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Counts the success rate already sums up; killed and interrupted are compared on their own.
+_NOT_COMPARED = frozenset({"completed", "succeeded", "failed"})
 
 
 def parse_time_bound(text: str, *, end: bool = False, now: datetime | None = None) -> datetime:
@@ -69,15 +72,20 @@ def parse_time_bound(text: str, *, end: bool = False, now: datetime | None = Non
         start = datetime.combine(now.date(), datetime.min.time(), UTC)
         return start + timedelta(days=1) if end else start
     match = _RELATIVE.fullmatch(value)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        pass
-    else:
-        start = datetime.combine(day, datetime.min.time(), UTC)
-        return start + timedelta(days=1) if end else start
+        if match:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            start = datetime.combine(day, datetime.min.time(), UTC)
+            return start + timedelta(days=1) if end else start
+    except OverflowError:  # timedelta > 999,999,999 days, or a date past year 1 / 9999
+        raise ReportOptionError(
+            f"time {text!r} is out of range: the earliest is 0001-01-01, the latest 9999-12-30"
+        ) from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -180,7 +188,7 @@ def _delta(measure: str, base: GroupStats | None, cand: GroupStats | None) -> De
 
 
 def _deltas(base: GroupStats | None, cand: GroupStats | None) -> tuple[Delta, ...]:
-    return tuple(_delta(m, base, cand) for m in MEASURES if m not in ("completed", "succeeded"))
+    return tuple(_delta(m, base, cand) for m in MEASURES if m not in _NOT_COMPARED)
 
 
 def _side_rows(
@@ -324,6 +332,7 @@ __all__ = [
     "NodeComparison",
     "ProgressFn",
     "ReportError",
+    "ReportOptionError",
     "ReportScope",
     "RunRow",
     "compare_runs",

@@ -5,7 +5,7 @@ Two readers yield the same :class:`StoredRun` s for the same (experiments, filte
 - :class:`SearchRunsReader` pages through ``MlflowClient.search_runs``. It works with every
   tracking URI (``http(s)://`` servers, Databricks, sqlite, PostgreSQL) and costs about 1 ms
   per run, almost all of it MLflow building ORM objects and entities.
-- ``report_db.DatabaseReader`` reads the same rows straight from a database-backed store
+- ``db.DatabaseReader`` reads the same rows straight from a database-backed store
   (``sqlite:///``, ``postgresql://``, ``mysql://``), read-only and ~5x faster. It is used when
   the tracking URI is a database and MLflow's own store classes are the ones we know.
 
@@ -17,136 +17,46 @@ come from a second search over the same time span, joined to their workflow run 
 
 from __future__ import annotations
 
-import gc
 import math
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
-from configurable_agents.config.schema import DEFAULT_TRACKING_URI, redact_uri
-from configurable_agents.reports.model import ReportError, RunRow
-from configurable_agents.tracking.errors import flat_message, shorten
+from configurable_agents.names import PRICING_UNKNOWN, Kind, Metric, Param, Tag
+from configurable_agents.reports.access import (
+    PAGE_SIZE,
+    ProgressFn,
+    RunQuery,
+    RunReader,
+    StoredRun,
+    gc_paused,
+    mlflow_errors,
+    open_client,
+    resolve_experiments,
+    resolve_tracking_uri,
+)
+from configurable_agents.reports.db import DatabaseReader
+from configurable_agents.reports.model import RunRow, outcome_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-KIND_TAG = "configurable_agents.kind"
-PARENT_TAG = "mlflow.parentRunId"
-PAGE_SIZE = 5000
-
-ProgressFn = Callable[[str, int], None]
-"""Called as ``progress(phase, runs_read_so_far)`` after each page; phase is 'workflow'/'node'."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    """One run as both readers return it: its attributes and its tag/param/metric values."""
-
-    run_id: str
-    start_ms: int | None
-    end_ms: int | None
-    status: str
-    run_name: str
-    tags: Mapping[str, str]
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]  # latest value per key, NaN kept
-
-
-@dataclass(frozen=True, slots=True)
-class RunQuery:
-    """Active runs of ``experiment_ids`` matching the MLflow search ``filter_string``."""
-
-    experiment_ids: Sequence[str]
-    filter_string: str
-    user_filter: str | None  # the user's part of filter_string, named in a bad-filter error
-    phase: str  # 'workflow' or 'node', for progress
-    progress: ProgressFn | None = None
-
-
-class RunReader(Protocol):
-    name: str
-
-    def search(self, query: RunQuery) -> Iterator[StoredRun]: ...
-
-
-def resolve_tracking_uri(tracking_uri: str | None) -> str:
-    """Explicit URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def open_client(tracking_uri: str | None = None) -> tuple[MlflowClient, str]:
-    """A client for an existing store; a missing sqlite file is an error, not a new database."""
-    from mlflow import MlflowClient
-
-    uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-        if path and path != ":memory:" and not Path(path).exists():
-            raise ReportError(f"no MLflow database at {path} (tracking URI {redact_uri(uri)})")
-    with mlflow_errors(uri, "open the tracking store"):
-        return MlflowClient(tracking_uri=uri), uri
-
-
-@contextmanager
-def mlflow_errors(uri: str, doing: str, filter_string: str | None = None) -> Iterator[None]:
-    """Turn MLflow / HTTP / DB exceptions into one-line ReportErrors with the URI redacted."""
-    try:
-        yield
-    except ReportError:
-        raise
-    except Exception as exc:
-        message = flat_message(exc, uri)
-        code = getattr(exc, "error_code", "")
-        if filter_string and code == "INVALID_PARAMETER_VALUE":
-            raise ReportError(f"invalid filter {filter_string!r}: {shorten(message)}") from None
-        reach = ("Connection", "Max retries", "timed out", "refused", "Name or service")
-        if any(word in message for word in reach):
-            raise ReportError(
-                f"cannot reach tracking server {redact_uri(uri)}: {shorten(message)}"
-            ) from None
-        raise ReportError(f"cannot {doing} at {redact_uri(uri)}: {shorten(message)}") from None
-
-
-def resolve_experiments(client: MlflowClient, uri: str, names: Sequence[str]) -> list[str]:
-    """Experiment ids for names (or ids); an unknown one lists what exists."""
-    ids: list[str] = []
-    with mlflow_errors(uri, "read experiments"):
-        for name in names:
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None and name.isdigit():
-                try:
-                    experiment = client.get_experiment(name)
-                except Exception:
-                    experiment = None
-            if experiment is None:
-                known = [e.name for e in client.search_experiments(max_results=20)]
-                hint = f"; known: {', '.join(known)}" if known else ""
-                raise ReportError(
-                    f"unknown experiment {name!r} at {redact_uri(uri)}{hint}"
-                )
-            ids.append(experiment.experiment_id)
-    return list(dict.fromkeys(ids))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while MLflow builds tens of thousands of ORM objects.
-
-    Measured on sqlite: reading 20,000 runs takes ~12 s with the collector paused and ~40 s
-    with it running (it rescans the growing heap again and again). Nothing here is cyclic.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+__all__ = [
+    "PAGE_SIZE",
+    "ProgressFn",
+    "RunQuery",
+    "RunReader",
+    "SearchRunsReader",
+    "StoredRun",
+    "load_node_rows",
+    "load_workflow_rows",
+    "open_client",
+    "open_reader",
+    "resolve_experiments",
+    "resolve_tracking_uri",
+]
 
 
 class SearchRunsReader:
@@ -196,12 +106,14 @@ def open_reader(
 ) -> RunReader:
     """The database reader when ``direct_db`` and the store is one it can read, else search_runs."""
     if direct_db:
-        from configurable_agents.reports.db import DatabaseReader
-
         reader = DatabaseReader.for_client(client, uri, chunk_size=page_size)
         if reader is not None:
             return reader
     return SearchRunsReader(client, uri, page_size)
+
+
+def _kind_clause(kind: str) -> str:
+    return f"tags.`{Tag.KIND}` = '{kind}'"
 
 
 def _and(*clauses: str | None) -> str:
@@ -215,44 +127,38 @@ def _metric(metrics: Mapping[str, float], name: str) -> float | None:
 
 def _row(run: StoredRun, kind: Literal["workflow", "node"]) -> RunRow:
     tags, params, metrics = run.tags, run.params, run.metrics
-    prefix = "total_" if kind == "workflow" else ""
-    status_metric = _metric(metrics, "status")
-    if kind == "workflow":
-        status = tags.get("status") or run.status
-        duration = _metric(metrics, "duration_seconds")
-        retries = _metric(metrics, "retry_count")
+    status, outcome = outcome_of(run.status, tags.get(Tag.STATUS), _metric(metrics, Metric.STATUS))
+    if kind == Kind.WORKFLOW:
+        duration = _metric(metrics, Metric.DURATION_SECONDS)
+        retries = _metric(metrics, Metric.RETRY_COUNT)
+        input_tokens = _metric(metrics, Metric.TOTAL_INPUT_TOKENS)
+        output_tokens = _metric(metrics, Metric.TOTAL_OUTPUT_TOKENS)
+        cost = _metric(metrics, Metric.TOTAL_COST_USD)
     else:
-        if status_metric is not None and run.status in ("FINISHED", "FAILED"):
-            status = "FINISHED" if status_metric >= 1 else "FAILED"
-        else:
-            status = run.status
-        duration_ms = _metric(metrics, "node_duration_ms")
+        duration_ms = _metric(metrics, Metric.NODE_DURATION_MS)
         duration = None if duration_ms is None else duration_ms / 1000
-        retries = _metric(metrics, "retries")
+        retries = _metric(metrics, Metric.RETRIES)
+        input_tokens = _metric(metrics, Metric.INPUT_TOKENS)
+        output_tokens = _metric(metrics, Metric.OUTPUT_TOKENS)
+        cost = _metric(metrics, Metric.COST_USD)
     if duration is None and run.end_ms and run.start_ms:
         duration = (run.end_ms - run.start_ms) / 1000
-    if run.status in ("RUNNING", "SCHEDULED"):
-        succeeded = None
-    elif status_metric is not None:
-        succeeded = status_metric >= 1
-    else:
-        succeeded = status == "FINISHED"
     return RunRow(
         run_id=run.run_id,
         kind=kind,
         start_ms=run.start_ms or 0,
         status=status,
-        succeeded=succeeded,
-        input_tokens=_metric(metrics, f"{prefix}input_tokens") or 0.0,
-        output_tokens=_metric(metrics, f"{prefix}output_tokens") or 0.0,
-        cost_usd=_metric(metrics, "total_cost_usd" if kind == "workflow" else "cost_usd") or 0.0,
-        priced=tags.get("pricing") != "unknown",
+        outcome=outcome,
+        input_tokens=input_tokens or 0.0,
+        output_tokens=output_tokens or 0.0,
+        cost_usd=cost or 0.0,
+        priced=tags.get(Tag.PRICING) != PRICING_UNKNOWN,
         duration_s=duration,
         retries=retries or 0.0,
         tags=tags,
         params=params,
         run_name=run.run_name,
-        parent_id=tags.get(PARENT_TAG),
+        parent_id=tags.get(Tag.MLFLOW_PARENT_RUN_ID),
     )
 
 
@@ -280,7 +186,7 @@ def load_workflow_rows(
     progress: ProgressFn | None = None,
 ) -> list[RunRow]:
     """Workflow (parent) runs matching the window and the user's filter."""
-    where = _and(f"tags.`{KIND_TAG}` = 'workflow'", *_time_clauses(since, until), filter_string)
+    where = _and(_kind_clause(Kind.WORKFLOW), *_time_clauses(since, until), filter_string)
     runs = reader.search(RunQuery(experiment_ids, where, filter_string, "workflow", progress))
     return _in_order({r.run_id: _row(r, "workflow") for r in runs})
 
@@ -304,7 +210,7 @@ def load_node_rows(
     first = min(w.start_ms for w in workflows)
     ends = [w.start_ms + w.duration_s * 1000 if w.duration_s is not None else None
             for w in workflows]
-    clauses = [f"tags.`{KIND_TAG}` = 'node'", f"attributes.start_time >= {first - 1000}"]
+    clauses = [_kind_clause(Kind.NODE), f"attributes.start_time >= {first - 1000}"]
     if all(e is not None for e in ends):
         clauses.append(f"attributes.start_time <= {int(max(e for e in ends if e)) + 1000}")
     runs = reader.search(RunQuery(experiment_ids, _and(*clauses), None, "node", progress))
@@ -321,9 +227,9 @@ def load_node_rows(
         if node.priced and not workflow.priced:
             # No node-level pricing tag: a node is unpriced when its model is one the
             # workflow lists as unpriced, or when the workflow does not say which.
-            listed = workflow.tags.get("unpriced_models", "").split(",")
+            listed = workflow.tags.get(Tag.UNPRICED_MODELS, "").split(",")
             models = {m.strip() for m in listed} - {""}
-            node.priced = bool(models) and node.params.get("node_model") not in models
+            node.priced = bool(models) and node.params.get(Param.NODE_MODEL) not in models
         out.append(node)
     return _exclusive_amounts(out)
 

@@ -141,7 +141,8 @@ class Assembler:
             breakdown,
         )
 
-    def start_plan(self, workflow: WorkflowRecord, options: AssembleOptions) -> RunPlan:
+    @staticmethod
+    def start_plan(workflow: WorkflowRecord, options: AssembleOptions) -> RunPlan:
         """The parent run as created at workflow start: name, start time, identifying tags."""
         tags = {
             "workflow_name": workflow.name,

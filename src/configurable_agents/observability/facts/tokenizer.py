@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from configurable_agents.observability.facts.usage import TokenUsage
+from configurable_agents.observability.facts.token_usage import TokenUsage
 
 if TYPE_CHECKING:
     import tiktoken

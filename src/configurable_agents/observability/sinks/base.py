@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from configurable_agents.observability.diagnostics import Diagnostics
+
 if TYPE_CHECKING:
     from configurable_agents.observability.capture.records import WorkflowRecord
     from configurable_agents.observability.facts.assemble import AssembleOptions
@@ -78,7 +80,9 @@ class Sink(ABC):
 
     def __init__(self) -> None:
         self.counters = Counters()
+        self.diagnostics = Diagnostics()
         self._health: Callable[[], Mapping[str, SinkStats]] | None = None
+        self._wake: Callable[[], None] | None = None
 
     @abstractmethod
     def export(self, facts: WorkflowFacts) -> None:
@@ -87,12 +91,18 @@ class Sink(ABC):
     def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:  # noqa: B027
         """A root invocation began (caller thread): for sinks that show running workflows."""
 
+    def on_finish(self, workflow: WorkflowRecord) -> None:  # noqa: B027
+        """A root invocation ended (caller thread, O(1)); its facts follow via :meth:`export`."""
+
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
         """The queue is full or the process is exiting: keep the workflow if possible.
 
         The default counts it as dropped; the MLflow sink spools it to disk instead.
         """
         self.counters.add("dropped")
+
+    def tick(self) -> None:  # noqa: B027
+        """Periodic work on an idle worker, about twice a second (retries, replays)."""
 
     def flush(self, timeout: float) -> bool:
         """After the queue has drained: push out anything buffered inside the sink."""
@@ -106,6 +116,18 @@ class Sink(ABC):
     def up(self) -> bool:
         """Did the destination answer last time (False while a circuit breaker is open)?"""
         return True
+
+    def bind_diagnostics(self, diagnostics: Diagnostics) -> None:
+        """Share the pipeline's internal-error counter and log-once warnings."""
+        self.diagnostics = diagnostics
+
+    def bind_wake(self, wake: Callable[[], None]) -> None:
+        """The worker's wake-up: lets :meth:`on_start` have :meth:`tick` run at once."""
+        self._wake = wake
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake()
 
     def bind_health(self, health: Callable[[], Mapping[str, SinkStats]]) -> None:
         """Give the sink a view of every sink's stats (the Prometheus sink exports them)."""

@@ -1,0 +1,160 @@
+"""Chain events: graph invocations, LangGraph nodes (with RetryPolicy reruns), subgraphs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from configurable_agents.observability.capture.records import (
+    NodeRecord,
+    WorkflowRecord,
+    now_ns,
+)
+from configurable_agents.observability.capture.tree import (
+    _PROMPT_TEMPLATE_NAMES,
+    RunTree,
+    _Entry,
+    _is_bubble_up,
+    _never_raise,
+    _retry_attempt,
+    _serialized_name,
+    _shallow_copy,
+)
+
+
+class ChainEvents(RunTree):
+    """Graph invocations, LangGraph nodes (with RetryPolicy reruns) and subgraphs."""
+
+    # ---- chain events ---------------------------------------------------------------------
+
+    @_never_raise
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: dict[str, Any] | Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = kwargs.get("name") or _serialized_name(serialized)
+        parent = self._parent(parent_run_id)
+        if parent is None:
+            self._start_workflow(run_id, "chain", name, metadata, tags, inputs)
+            return
+        workflow, node = parent.workflow, parent.node
+        md = metadata or {}
+        graph_node = md.get("langgraph_node")
+        checkpoint_ns = md.get("langgraph_checkpoint_ns")
+        if (
+            graph_node is not None
+            and name == graph_node
+            and (node is None or node.node_id != graph_node or node.checkpoint_ns != checkpoint_ns)
+        ):
+            node = self._start_node(workflow, node, run_id, graph_node, md, inputs)
+        else:
+            attempt = _retry_attempt(tags)
+            if attempt > 1:
+                self._count_retry(workflow, node)
+            if name in _PROMPT_TEMPLATE_NAMES and serialized:
+                (node or self._direct(workflow)).prompt_templates.append(serialized)
+        workflow.run_ids.append(run_id)
+        self._runs[run_id] = _Entry(workflow, node)
+
+    def _start_node(
+        self,
+        workflow: WorkflowRecord,
+        enclosing: NodeRecord | None,
+        run_id: UUID,
+        node_id: str,
+        md: Mapping[str, Any],
+        inputs: Any,
+    ) -> NodeRecord:
+        key = (
+            enclosing.run_id if enclosing else None,
+            md.get("langgraph_checkpoint_ns"),
+            node_id,
+            md.get("langgraph_step"),
+        )
+        previous = workflow.node_index.get(key)
+        if previous is not None and previous.status == "FAILED":
+            # LangGraph RetryPolicy: the same task runs again after a chain error.
+            previous.retries += 1
+            previous.status = "RUNNING"
+            previous.error = None
+            previous.run_id = run_id
+            return previous
+        node = NodeRecord(
+            node_id=node_id,
+            run_id=run_id,
+            start_ns=now_ns(),
+            step=md.get("langgraph_step"),
+            checkpoint_ns=md.get("langgraph_checkpoint_ns"),
+            inputs=_shallow_copy(inputs),
+        )
+        node_params = md.get("ca_node_params")
+        if isinstance(node_params, Mapping):
+            node.params.update(node_params)
+        node_artifacts = md.get("ca_node_artifacts")
+        if isinstance(node_artifacts, Mapping):
+            node.artifacts.update({str(k): str(v) for k, v in node_artifacts.items()})
+        (enclosing.children if enclosing else workflow.nodes).append(node)
+        workflow.node_index[key] = node
+        return node
+
+    @_never_raise
+    def on_chain_end(
+        self,
+        outputs: dict[str, Any] | Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        entry = self._runs.get(run_id)
+        if entry is None:
+            return
+        workflow, node = entry.workflow, entry.node
+        if workflow.run_id == run_id:
+            workflow.outputs = _shallow_copy(outputs)
+            workflow.status = "FINISHED"
+            self._finish_workflow(workflow)
+        elif node is not None and node.run_id == run_id:
+            node.outputs = _shallow_copy(outputs)
+            node.end_ns = now_ns()
+            node.status = "FINISHED"
+
+    @_never_raise
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        entry = self._runs.get(run_id)
+        if entry is None:
+            return
+        workflow, node = entry.workflow, entry.node
+        bubble_up = _is_bubble_up(error)
+        if workflow.run_id == run_id:
+            if bubble_up:
+                workflow.interrupted = True
+                workflow.status = "FINISHED"
+            else:
+                workflow.status = "FAILED"
+                workflow.error = error
+            self._finish_workflow(workflow)
+        elif node is not None and node.run_id == run_id:
+            node.end_ns = now_ns()
+            if bubble_up:
+                node.status = "INTERRUPTED"
+                workflow.interrupted = True
+            else:
+                node.status = "FAILED"
+                node.error = error
+

@@ -1,0 +1,210 @@
+"""The shared half of the recorder: the run-id index, the workflow tree, and small helpers.
+
+Each LangChain event family (chains, models, tools) is a mixin over :class:`RunTree`
+in its own module; :mod:`.recorder` composes them. Everything here runs on the
+caller's thread, so it is O(1) per event: dict and list updates, no I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from configurable_agents.observability.capture.records import (
+    LLMCallRecord,
+    NodeRecord,
+    ToolCallRecord,
+    WorkflowRecord,
+    now_ns,
+)
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NODE_METRICS_EVENT = "ca_node_metrics"
+_RETRY_TAG_PREFIX = "retry:attempt:"
+
+
+def _never_raise(method: F) -> F:
+    """Observability must never break the app: count and log-once internal errors."""
+
+    @functools.wraps(method)
+    def wrapper(self: RunTree, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            self._internal_error(f"callback:{method.__name__}", exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _is_bubble_up(error: BaseException) -> bool:
+    """LangGraph control flow (GraphInterrupt, ParentCommand) is not a failure."""
+    try:
+        from langgraph.errors import GraphBubbleUp
+    except ImportError:  # pragma: no cover - langgraph is a dependency
+        return False
+    return isinstance(error, GraphBubbleUp)
+
+
+def _retry_attempt(tags: Sequence[str] | None) -> int:
+    """The attempt number ``Runnable.with_retry()`` tags child runs with (1 when absent)."""
+    if tags:
+        for tag in tags:
+            if tag.startswith(_RETRY_TAG_PREFIX):
+                try:
+                    return int(tag[len(_RETRY_TAG_PREFIX) :])
+                except ValueError:
+                    return 1
+    return 1
+
+
+class _Entry:
+    """Where a LangChain run belongs: its workflow, innermost node, and own record."""
+
+    __slots__ = ("node", "record", "workflow")
+
+    def __init__(
+        self,
+        workflow: WorkflowRecord,
+        node: NodeRecord | None,
+        record: LLMCallRecord | ToolCallRecord | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.node = node
+        self.record = record
+
+
+class RunTree(BaseCallbackHandler):
+    """The run-id index and tree bookkeeping every event family shares.
+
+    Subclasses connect the hooks: :meth:`_workflow_started` (caller thread, must be
+    O(1)), :meth:`_workflow_finished` (caller thread, hands the finished record off)
+    and :meth:`_internal_error` (counts and logs a failure of ours; never raises).
+    """
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        workflow_name: str | None = None,
+        workflow_version: str | None = None,
+    ) -> None:
+        self._enabled = enabled
+        self.workflow_name = workflow_name
+        self.workflow_version = workflow_version
+        self._runs: dict[UUID, _Entry] = {}
+
+    # ---- hooks ----------------------------------------------------------------------------
+
+    def _workflow_started(self, workflow: WorkflowRecord) -> None:  # pragma: no cover
+        """A root invocation began (caller thread: O(1), no I/O)."""
+
+    def _workflow_finished(self, workflow: WorkflowRecord) -> None:  # pragma: no cover
+        """A root invocation ended; the record is complete and no longer touched here."""
+
+    def _internal_error(self, kind: str, exc: BaseException) -> None:  # pragma: no cover
+        logger.debug("configurable-agents %s failed: %r", kind, exc)
+
+    @property
+    def active_runs(self) -> int:
+        """LangChain runs currently tracked (bounded: entries leave when their root ends)."""
+        return len(self._runs)
+
+    # ---- cheap skipping when disabled ---------------------------------------------------------
+
+    def _skip_when_disabled(self) -> bool:
+        return not self._enabled
+
+    # langchain-core checks these before every event; ignore_agent also gates tool events.
+    ignore_llm = ignore_chain = ignore_agent = ignore_retriever = property(_skip_when_disabled)
+    ignore_chat_model = ignore_retry = ignore_custom_event = property(_skip_when_disabled)
+
+    # ---- tree bookkeeping -------------------------------------------------------------------
+
+    def _start_workflow(
+        self,
+        run_id: UUID,
+        kind: str,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        tags: list[str] | None,
+        inputs: Any,
+    ) -> WorkflowRecord:
+        metadata = metadata or {}
+        workflow = WorkflowRecord(
+            run_id=run_id,
+            start_ns=now_ns(),
+            name=str(metadata.get("workflow_name") or self.workflow_name or name or kind),
+            version=_opt_str(metadata.get("workflow_version") or self.workflow_version),
+            kind=kind,
+            metadata=dict(metadata),
+            tags=list(tags or ()),
+            inputs=_shallow_copy(inputs),
+        )
+        workflow.run_ids.append(run_id)
+        self._runs[run_id] = _Entry(workflow, None)
+        self._workflow_started(workflow)
+        return workflow
+
+    def _finish_workflow(self, workflow: WorkflowRecord) -> None:
+        workflow.end_ns = now_ns()
+        runs = self._runs
+        for rid in workflow.run_ids:
+            runs.pop(rid, None)
+        workflow.run_ids.clear()
+        workflow.node_index.clear()
+        self._workflow_finished(workflow)
+
+    def _direct(self, workflow: WorkflowRecord) -> NodeRecord:
+        """The pseudo-node collecting calls made outside any graph node."""
+        if workflow.direct is None:
+            workflow.direct = NodeRecord(
+                node_id=workflow.name, run_id=workflow.run_id, start_ns=workflow.start_ns
+            )
+        return workflow.direct
+
+    def _parent(self, parent_run_id: UUID | None) -> _Entry | None:
+        return self._runs.get(parent_run_id) if parent_run_id is not None else None
+
+    def _count_retry(self, workflow: WorkflowRecord, node: NodeRecord | None) -> None:
+        if node is not None:
+            node.retries += 1
+        else:
+            workflow.retries_outside_nodes += 1
+
+
+_PROMPT_TEMPLATE_NAMES = frozenset({"ChatPromptTemplate", "PromptTemplate"})
+
+
+def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if name:
+        return str(name)
+    ids = serialized.get("id")
+    if isinstance(ids, list) and ids:
+        return str(ids[-1])
+    return None
+
+
+def _shallow_copy(value: Any) -> Any:
+    """Freeze the top level of a state dict so later in-place mutation can't change the log."""
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,37 @@
+"""Backend health for the MLflow sink: after a failed write, skip MLflow until a probe succeeds.
+
+Without it every queued workflow would wait out the client's own retries while
+the backend is down; with it they go straight to the spool and one cheap probe
+per backoff step finds the backend again.
+"""
+
+from __future__ import annotations
+
+import time
+
+MAX_BACKOFF_S = 30.0
+
+
+class Breaker:
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self.failures = 0
+        self.next_probe = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def trip(self) -> None:
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+        self.failures += 1
+        self.next_probe = now + min(MAX_BACKOFF_S, 0.5 * 2 ** min(self.failures, 6))
+
+    def probe_due(self) -> bool:
+        return time.monotonic() >= self.next_probe
+
+    def reset(self) -> None:
+        self.down_since = None
+        self.failures = 0

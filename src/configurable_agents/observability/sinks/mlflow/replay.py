@@ -1,0 +1,81 @@
+"""Replay spooled workflows into MLflow, idempotently (the background drain and `sync`).
+
+Each spooled file holds the assembled runs (and the finished trace), so a replay
+writes exactly what would have been written, keyed by the LangChain run id so a
+workflow that partly landed before the outage is completed, never duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from configurable_agents.names import Tag
+from configurable_agents.observability.sinks.spool import Spool, SpoolCorruptError
+from configurable_agents.tracking.errors import flat_message, shorten
+
+logger = logging.getLogger("configurable_agents.observability")
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    written: int = 0
+    failed: int = 0
+    corrupt: int = 0
+    traces: int = 0
+    trace_errors: int = 0  # runs written, trace not: the run's trace tag is removed
+
+
+def replay_spool(
+    spool: Spool,
+    writer: Any,
+    on_error: Callable[[BaseException], None] | None = None,
+    limit: int | None = None,
+) -> ReplayResult:
+    """Write spooled workflows to MLflow idempotently; stop at the first backend error."""
+    result = ReplayResult()
+    claims = spool.claim()
+    while limit is None or result.written < limit:
+        try:
+            item = next(claims)
+        except StopIteration:
+            break
+        except SpoolCorruptError as exc:
+            result.corrupt += 1
+            logger.warning("%s", exc)
+            continue
+        try:
+            experiment_id = writer.experiment_id(item.experiment)
+            run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
+                                       idempotent=True, langchain_run_id=item.langchain_run_id)
+        except Exception as exc:
+            spool.release(item)
+            result.failed += 1
+            if on_error is not None:
+                on_error(exc)
+            break
+        if item.trace is not None:
+            _replay_trace(writer, item.trace, experiment_id, run_id, result)
+        spool.done(item)
+        result.written += 1
+    claims.close()
+    return result
+
+
+def _replay_trace(writer: Any, trace: dict[str, Any], experiment_id: str, run_id: str,
+                  result: ReplayResult) -> None:
+    """Write a spooled workflow's trace after its runs; a failure leaves the runs trace-less."""
+    from configurable_agents.observability.sinks.mlflow.traces import export_spooled_trace
+
+    try:
+        export_spooled_trace(writer, trace, experiment_id, run_id)
+        result.traces += 1
+    except Exception as exc:
+        result.trace_errors += 1
+        logger.warning("the trace of replayed run %s was not written (%s: %s)", run_id,
+                       type(exc).__name__, shorten(flat_message(exc, writer.tracking_uri)))
+        with contextlib.suppress(Exception):  # never point at a trace that is not there
+            writer.client.delete_tag(run_id, Tag.TRACE_ID)

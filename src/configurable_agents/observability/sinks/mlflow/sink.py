@@ -1,0 +1,296 @@
+"""The MLflow sink: runs (parent + nested) and the linked trace, with retry, breaker and spool.
+
+The promise is that every finished workflow reaches MLflow exactly once:
+
+- a failed write is retried with backoff, then the workflow's runs (and its
+  finished trace) are spooled to disk (:mod:`..spool`) and a circuit breaker
+  (:mod:`.breaker`) stops further attempts until a probe finds the backend;
+  then the spool drains by itself on this sink's idle ticks (:mod:`.replay`);
+- writes are idempotent, keyed by the LangChain run id, so replays and retries
+  after partial writes never duplicate runs;
+- the trace follows its runs on the same worker because it links to the parent
+  run's id; a trace failure is counted and never loses the runs.
+
+A long workflow gets its parent run early (RUNNING, with host/pid heartbeat tags)
+once it has run for ``EARLY_RUN_AFTER_S``, so it is visible while it runs; a short
+one costs only a dict entry. System metrics need the run at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from configurable_agents.config.schema import MLFlowConfig
+from configurable_agents.names import Tag
+from configurable_agents.observability.capture.records import WorkflowRecord
+from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler, RunPlan
+from configurable_agents.observability.sinks.base import Sink
+from configurable_agents.observability.sinks.mlflow.breaker import Breaker
+from configurable_agents.observability.sinks.mlflow.replay import replay_spool
+from configurable_agents.observability.sinks.mlflow.system_metrics import SystemMetrics
+from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
+
+if TYPE_CHECKING:
+    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+
+RETRY_DELAYS_S = (0.5, 2.0)
+DRAIN_CHECK_INTERVAL_S = 2.0
+EARLY_RUN_AFTER_S = 2.0
+MAX_REMEMBERED_RUN_IDS = 10_000
+
+
+class MlflowSink(Sink):
+    """Writes each workflow's runs and trace to one tracking URI."""
+
+    name = "mlflow"
+
+    def __init__(self, config: MLFlowConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.queue_size = config.queue_size
+        self.breaker = Breaker()
+        self.spool = Spool(spool_dir_for(config.tracking_uri, config.spool_dir))
+        self._writer: MlflowWriter | None = None
+        self._ready_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._spool_maybe_nonempty = True  # a previous process may have left some
+        self._last_drain_check = 0.0
+        # Workflows still running, for the early parent run: run id -> (record, options, since).
+        self._running: dict[Any, tuple[WorkflowRecord, AssembleOptions, float]] = {}
+        self._run_ids: dict[str, str] = {}
+        self.last_run_id: str | None = None
+        self._system_metrics = SystemMetrics(self.diagnostics)
+
+    @property
+    def up(self) -> bool:
+        return self.breaker.up
+
+    @property
+    def writer(self) -> MlflowWriter:
+        if self._writer is None:
+            with self._ready_lock:
+                if self._writer is None:
+                    from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+
+                    self._writer = MlflowWriter(self.config.tracking_uri)
+        return self._writer
+
+    def run_id_for(self, langchain_run_id: str) -> str | None:
+        return self._run_ids.get(langchain_run_id)
+
+    # ---- workflow start (caller thread: O(1)) --------------------------------------------------
+
+    def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+        if self.config.log_system_metrics:
+            if not self.config.async_logging:
+                self._start_run(workflow, options)  # sync mode accepts I/O on the caller
+                return
+            self._running[workflow.run_id] = (workflow, options, float("-inf"))
+            self.wake()
+        elif self.config.async_logging:
+            self._running[workflow.run_id] = (workflow, options, time.monotonic())
+
+    def on_finish(self, workflow: WorkflowRecord) -> None:
+        self._running.pop(workflow.run_id, None)
+
+    def tick(self) -> None:
+        if self._running:
+            now = time.monotonic()
+            for run_id, (workflow, options, since) in self._running.copy().items():
+                if now - since >= EARLY_RUN_AFTER_S and self._running.pop(run_id, None):
+                    self._start_run(workflow, options)
+        self._maybe_drain()
+
+    def _start_run(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+        if not self.breaker.up:
+            return
+        try:
+            from configurable_agents.observability.privacy.tenancy import (
+                TenantError,
+                resolve_experiment_name,
+            )
+
+            try:
+                experiment = resolve_experiment_name(self.config.experiment_name,
+                                                     workflow.metadata)
+            except TenantError:
+                return  # the finished workflow decides (quarantine or not logged)
+            experiment_id = self.writer.experiment_id(experiment)
+            plan = Assembler.start_plan(workflow, options)
+            if options.redact is not None:
+                plan.tags = {k: options.redact(v) for k, v in plan.tags.items()}
+            workflow.experiment_id = experiment_id
+            workflow.mlflow_run_id = self.writer.create_run(experiment_id, plan)
+            if self.config.log_system_metrics:
+                self._system_metrics.start(workflow, self.writer.tracking_uri)
+        except Exception as exc:
+            self.diagnostics.internal_error("export:start", exc)
+
+    # ---- export (worker thread) ---------------------------------------------------------------
+
+    def export(self, facts: WorkflowFacts) -> None:
+        workflow = facts.record
+        self._system_metrics.stop(workflow)
+        if not self.breaker.up and not (self.breaker.probe_due() and self._probe()):
+            self._spool(facts, reason="MLflow unreachable")
+            return
+        # The trace tags go with the runs (one backend call less); a copy, since every
+        # sink reads the same facts.
+        plan = replace(facts.plan, tags={**facts.plan.tags, **self._trace_tags(workflow)})
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
+            if delay:
+                time.sleep(delay)
+            try:
+                experiment_id = workflow.experiment_id or self.writer.experiment_id(
+                    facts.experiment
+                )
+                run_id = self.writer.write_tree(
+                    experiment_id, plan, workflow.mlflow_run_id,
+                    idempotent=attempt > 0, langchain_run_id=facts.langchain_run_id,
+                )
+            except Exception as exc:
+                self.diagnostics.warn_once(
+                    f"export:{type(exc).__name__}",
+                    "MLflow write failed (%s: %s); retrying, then spooling to %s",
+                    type(exc).__name__, self.diagnostics.scrub(str(exc)), self.spool.directory,
+                )
+                if not self._probe():
+                    break
+                continue
+            self._exported_ok(facts.langchain_run_id, run_id)
+            self._write_trace(facts, plan, run_id, experiment_id)
+            return
+        self.breaker.trip()
+        self._spool(facts, reason="MLflow write failed")
+
+    def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
+        if not self.config.log_traces:
+            return {}
+        from configurable_agents.observability.sinks.mlflow.traces import trace_run_tags
+
+        return trace_run_tags(workflow)
+
+    def _write_trace(self, facts: WorkflowFacts, plan: RunPlan, run_id: str,
+                     experiment_id: str) -> None:
+        """The trace after its runs; a failure is counted, the runs are already safe."""
+        if not self.config.log_traces:
+            return
+        try:
+            from configurable_agents.observability.sinks.mlflow.traces import export_trace
+
+            export_trace(self.writer, facts.record, plan, experiment_id, run_id, facts.options)
+        except Exception as exc:
+            self.diagnostics.internal_error("export:trace", exc)
+            with contextlib.suppress(Exception):  # never point at a trace that is not there
+                self.writer.client.delete_tag(run_id, Tag.TRACE_ID)
+
+    def _exported_ok(self, langchain_run_id: str, run_id: str) -> None:
+        self.breaker.reset()
+        self.counters.add("exported")
+        self.last_run_id = run_id
+        self._run_ids[langchain_run_id] = run_id
+        if len(self._run_ids) > MAX_REMEMBERED_RUN_IDS:
+            self._run_ids.pop(next(iter(self._run_ids)), None)
+
+    def _probe(self) -> bool:
+        """Is the backend answering? Cheap: /health for servers, one query for databases."""
+        try:
+            ok = self.writer.ping()
+        except Exception:
+            ok = False
+        if ok:
+            self.breaker.reset()
+        else:
+            self.breaker.trip()
+        return ok
+
+    # ---- spool --------------------------------------------------------------------------------
+
+    def spill(self, facts: WorkflowFacts, reason: str) -> None:
+        self._system_metrics.stop(facts.record)
+        self._spool(facts, reason)
+
+    def _spool(self, facts: WorkflowFacts, reason: str) -> None:
+        plan, trace = self._trace_for_spool(facts)
+        try:
+            path = self.spool.put(facts.experiment, facts.langchain_run_id,
+                                  facts.record.mlflow_run_id, plan, trace)
+        except OSError as exc:
+            self.counters.add("failed")
+            self.diagnostics.warn_once(
+                "spool:write", "could not spool workflow %s to %s: %s; it is lost",
+                facts.langchain_run_id, self.spool.directory, exc,
+            )
+            return
+        self._spool_maybe_nonempty = True
+        self.counters.add("spooled")
+        self.diagnostics.warn_once(
+            f"spooled:{reason}", "%s: workflows are spooled to %s and will be replayed when it "
+            "is back (or run `configurable-agents sync`)", reason, path.parent,
+        )
+
+    def _trace_for_spool(self, facts: WorkflowFacts) -> tuple[RunPlan, dict[str, Any] | None]:
+        """The plan to spool (with its trace tags only if the trace goes along) and the trace.
+
+        Built now because the spool keeps the assembled plan, not the records a trace is
+        made from; without it a workflow that waited out an outage would have no trace.
+        """
+        tags = self._trace_tags(facts.record)
+        if not tags:
+            return facts.plan, None
+        from configurable_agents.observability.sinks.mlflow.traces import trace_for_spool
+
+        trace = None
+        if Tag.TRACE_ID in tags:  # else MLflow's autolog traces these calls: tag only
+            try:
+                trace = trace_for_spool(facts.record, facts.plan, facts.options)
+            except Exception as exc:
+                self.diagnostics.internal_error("spool:trace", exc)
+                return facts.plan, None
+        return replace(facts.plan, tags={**facts.plan.tags, **tags}), trace
+
+    def _maybe_drain(self) -> None:
+        if not self._spool_maybe_nonempty:
+            return
+        if time.monotonic() - self._last_drain_check < DRAIN_CHECK_INTERVAL_S:
+            return
+        self.drain(force=False)
+
+    def drain(self, force: bool) -> int:
+        """Replay spooled workflows (this and earlier processes'), idempotently."""
+        with self._drain_lock:
+            self._last_drain_check = time.monotonic()
+            if not self.breaker.up and not (force or self.breaker.probe_due()):
+                return 0
+            try:
+                writer = self.writer
+            except Exception as exc:
+                self.diagnostics.internal_error("export:init", exc)
+                return 0
+            replayed = replay_spool(self.spool, writer, on_error=self._replay_failed)
+            if replayed.failed:
+                self.breaker.trip()
+            else:
+                self.breaker.reset()
+                self._spool_maybe_nonempty = bool(self.spool.pending())
+            self.counters.add("replayed", replayed.written)
+            return replayed.written
+
+    def _replay_failed(self, exc: BaseException) -> None:
+        self.diagnostics.warn_once(
+            f"replay:{type(exc).__name__}", "spool replay paused: %s: %s",
+            type(exc).__name__, self.diagnostics.scrub(str(exc)),
+        )
+
+    # ---- flush --------------------------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Replay what this process spooled; True only when all of it is in MLflow."""
+        if self.counters.get("spooled") > self.counters.get("replayed"):
+            self.drain(force=True)
+        return self.counters.get("spooled") <= self.counters.get("replayed")

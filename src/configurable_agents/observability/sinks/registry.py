@@ -1,0 +1,33 @@
+"""Which sinks a config enables: the one place that knows every sink.
+
+Each sink is imported only when enabled, so a disabled one costs nothing (not even
+its library's import) and the handler imports neither MLflow nor OpenTelemetry
+until they are used.
+"""
+
+from __future__ import annotations
+
+from configurable_agents.config.schema import MLFlowConfig, ObservabilityConfig
+from configurable_agents.observability.sinks.base import Sink
+
+
+def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]:
+    """The enabled sinks, in the order they receive each workflow."""
+    sinks: list[Sink] = []
+    if mlflow.enabled:
+        from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
+
+        sinks.append(MlflowSink(mlflow))
+    if config.jsonl is not None and config.jsonl.enabled:
+        from configurable_agents.observability.sinks.jsonl import JsonlSink
+
+        sinks.append(JsonlSink(config.jsonl))
+    if config.otel is not None and config.otel.enabled:
+        from configurable_agents.observability.sinks.otel import OTelSink
+
+        sinks.append(OTelSink(config.otel))
+    if config.prometheus is not None and config.prometheus.enabled:
+        from configurable_agents.observability.sinks.prometheus import PrometheusSink
+
+        sinks.append(PrometheusSink(config.prometheus))
+    return sinks
