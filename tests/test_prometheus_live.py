@@ -1,8 +1,10 @@
-"""A real Prometheus scrapes the sink's endpoint on loopback and evaluates the shipped rules.
+"""A real Prometheus scrapes a real app on loopback and evaluates the shipped rules.
 
-PromQL over Prometheus's HTTP API must return the exact token and cost sums of the
-workflows, every query of the shipped Grafana dashboard must run and return data, and
-the fast error-budget burn alert must fire after a burst of failing invocations.
+Real LangGraph graphs run with a handler built from config (Prometheus sink on,
+serving ``/metrics`` itself). PromQL over Prometheus's HTTP API must return exactly
+the token and cost sums the handler computed, every query of the shipped Grafana
+dashboard must run and return data, and the fast error-budget burn alert must fire
+after a burst of failing invocations.
 """
 
 from __future__ import annotations
@@ -12,19 +14,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
-from configurable_agents.config.prometheus_config import PrometheusConfig
 from configurable_agents.names import Metric
-from configurable_agents.observability.sinks.prometheus import PrometheusMetrics, PrometheusSink
+from configurable_agents.observability.sinks.prometheus import PrometheusSink
+from tests.prometheus_graphs import (
+    QA_INPUT_TOKENS,
+    QA_OUTPUT_TOKENS,
+    FactsRecorder,
+    invoke,
+    prometheus_handler,
+    qa_graph,
+)
 from tests.prometheus_server import PrometheusServer, require_binary
-from tests.test_prometheus_sink import make_facts
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
+GOOD_RUNS = 12  # distinct teams: two more than max_label_values, so two fold into "other"
+FAILING_BURST = 5
 
 
 def _rules_without_for(tmp_path: Path) -> list[Path]:
-    """The shipped rules, with every alert's ``for`` cut to 0s so a test need not wait minutes."""
+    """The shipped rules, every alert's ``for`` cut to 0s so the test need not wait minutes."""
     alerts = yaml.safe_load((DEPLOY / "alert_rules.yml").read_text())
     for group in alerts["groups"]:
         for rule in group["rules"]:
@@ -36,49 +45,66 @@ def _rules_without_for(tmp_path: Path) -> list[Path]:
 
 def test_prometheus_sees_exact_sums_dashboard_data_and_a_firing_alert(tmp_path: Path) -> None:
     require_binary("prometheus")
-    metrics = PrometheusMetrics(CollectorRegistry(), attribution_labels=("team",))
-    sink = PrometheusSink(
-        PrometheusConfig(enabled=True, port=0, attribution_labels=["team"], max_label_values=10),
-        metrics,
+    recorder = FactsRecorder()
+    handler = prometheus_handler(
+        recorder, port=0, attribution_labels=["team"], max_label_values=10
     )
+    sink = next(s for s in handler.sinks if isinstance(s, PrometheusSink))
+    qa, custom = qa_graph(), qa_graph(model="our-private-finetune-v7")
     try:
         rules = _rules_without_for(tmp_path)
         with PrometheusServer(tmp_path, [f"127.0.0.1:{sink.port}"], rules) as prom:
-            facts = [make_facts("live-qa", metadata={"team": f"t{i}"}, retries=i % 2)
-                     for i in range(12)]
-            facts.append(make_facts("live-custom", model="our-private-finetune-v7"))
-            facts.append(make_facts("live-failing"))
-            for item in facts:
-                sink.export(item)
+            for i in range(GOOD_RUNS):
+                invoke(qa, handler, "live-qa", team=f"t{i}", user_id=f"user-{i}")
+            invoke(custom, handler, "live-custom", team="t0")
+            invoke(qa, handler, "live-failing", team="t0")
+            assert handler.flush(30)
             # The burst comes after a scrape has seen the workflow's series at their start.
             prom.wait_for(
                 lambda: prom.query('{workflow="live-failing",status="FAILED"}'),
                 what="the first scrape",
             )
-            burst = [make_facts("live-failing", status="FAILED") for _ in range(5)]
-            for item in burst:
-                sink.export(item)
-            facts += burst
+            for _ in range(FAILING_BURST):
+                with pytest.raises(ValueError, match="failed validation"):
+                    invoke(qa, handler, "live-failing", fail=True, team="t0")
+            assert handler.flush(30)
 
-            expected_in = sum(f.plan.metrics[Metric.TOTAL_INPUT_TOKENS] for f in facts)
-            expected_out = sum(f.plan.metrics[Metric.TOTAL_OUTPUT_TOKENS] for f in facts)
-            expected_cost = sum(f.plan.metrics[Metric.TOTAL_COST_USD] for f in facts)
-            runs = prom.wait_for(
-                lambda: prom.scalar("sum(configurable_agents_workflow_runs_total)") == len(facts),
-                what="the scrape of every run",
+            total_runs = GOOD_RUNS + 2 + FAILING_BURST
+            expected = recorder.totals("live-")
+            assert len(recorder.facts) == total_runs
+            assert expected[Metric.TOTAL_INPUT_TOKENS] == total_runs * QA_INPUT_TOKENS
+            assert expected[Metric.TOTAL_OUTPUT_TOKENS] == total_runs * QA_OUTPUT_TOKENS
+            assert expected[Metric.TOTAL_COST_USD] > 0
+
+            live = 'workflow=~"live-.*"'
+            prom.wait_for(
+                lambda: prom.scalar(f"sum(configurable_agents_workflow_runs_total{{{live}}})")
+                == total_runs,
+                what="a scrape after every run",
             )
-            assert runs
-            tokens = 'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="%s"})'
-            assert prom.scalar(tokens % "input") == expected_in
-            assert prom.scalar(tokens % "output") == expected_out
-            assert prom.scalar("sum(configurable_agents_cost_usd_total)") == pytest.approx(
-                expected_cost, rel=1e-9
-            )
+            tokens = f'sum(gen_ai_client_token_usage_sum{{{live},gen_ai_token_type="%s"}})'
+            assert prom.scalar(tokens % "input") == expected[Metric.TOTAL_INPUT_TOKENS]
+            assert prom.scalar(tokens % "output") == expected[Metric.TOTAL_OUTPUT_TOKENS]
+            assert prom.scalar(tokens % "cache_read") == total_runs * 200
+            assert prom.scalar(tokens % "reasoning") == total_runs * 30
             assert prom.scalar(
-                'sum(configurable_agents_workflow_runs_total{status="FAILED"})'
-            ) == 5
+                f"sum(configurable_agents_cost_usd_total{{{live}}})"
+            ) == pytest.approx(expected[Metric.TOTAL_COST_USD], rel=1e-9)
+            assert prom.scalar(
+                f"sum(configurable_agents_retries_total{{{live}}})"
+            ) == expected[Metric.RETRY_COUNT] == total_runs
+            assert prom.scalar(
+                'sum(configurable_agents_workflow_runs_total{workflow="live-failing",status="FAILED"})'
+            ) == FAILING_BURST
+            assert prom.scalar(
+                'sum(configurable_agents_unpriced_calls_total{workflow="live-custom"})'
+            ) == 2
+            assert prom.scalar(
+                'sum(configurable_agents_label_values_folded_total{label="team"})'
+            ) == 2
+            assert prom.query('{user_id!=""}') == []  # user ids never become labels
 
-            alert = prom.wait_for(
+            firing = prom.wait_for(
                 lambda: [
                     a for a in prom.api("alerts")["alerts"]
                     if a["labels"]["alertname"] == "WorkflowErrorBudgetBurnFast"
@@ -86,8 +112,8 @@ def test_prometheus_sees_exact_sums_dashboard_data_and_a_firing_alert(tmp_path: 
                 ],
                 what="WorkflowErrorBudgetBurnFast firing",
             )
-            assert alert[0]["labels"]["workflow"] == "live-failing"
-            assert alert[0]["annotations"]["runbook"]
+            assert [a["labels"]["workflow"] for a in firing] == ["live-failing"]
+            assert firing[0]["annotations"]["runbook"]
 
             dashboard = json.loads((DEPLOY / "grafana_dashboard.json").read_text())
             exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
@@ -95,4 +121,4 @@ def test_prometheus_sees_exact_sums_dashboard_data_and_a_firing_alert(tmp_path: 
                 query = expr.replace("$workflow", ".*")
                 prom.wait_for(lambda q=query: prom.query(q), what=f"data for {query}")
     finally:
-        sink.close(1.0)
+        handler.close(10)

@@ -1,8 +1,8 @@
 """Multi-process mode: two gunicorn workers, one scrape of the mounted app shows both.
 
 prometheus-client's multi-process mode (``PROMETHEUS_MULTIPROC_DIR``) as a user runs it:
-gunicorn with two sync workers, the metrics app mounted at ``/metrics`` in the same WSGI
-app that serves the invocations.
+gunicorn with two sync workers, each running a real graph with a handler built from
+config, and the metrics app mounted at ``/metrics`` in the same WSGI app.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.prometheus_graphs import QA_INPUT_TOKENS
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_one_scrape_shows_the_sum_of_two_worker_processes(tmp_path: Path) -> Non
             and s.labels.get("workflow") == "mp-qa"
             and s.labels.get("gen_ai_token_type") == "input"
         )
-        assert input_tokens == INVOCATIONS * 410  # make_facts: 100 + 300 + 10 per workflow
+        assert input_tokens == INVOCATIONS * QA_INPUT_TOKENS
         # Each worker wrote its own file: the sum really came from two processes.
         assert len(list(mp_dir.glob("counter_*.db"))) == 2
     finally:
