@@ -115,6 +115,17 @@ class FactsRecorder(Sink):
         }
 
 
+def fresh_process_metrics(monkeypatch: Any) -> None:
+    """Forget the process's metric families, so this test's sink makes them anew.
+
+    In an app one process keeps one set (its first sink's attribution labels); a test
+    session runs many apps in one process.
+    """
+    from configurable_agents.observability.sinks.prometheus import sink
+
+    monkeypatch.setattr(sink, "_default", None)
+
+
 def prometheus_handler(
     recorder: Sink | None = None, **prometheus: Any
 ) -> MLflowCallbackHandler:

@@ -21,6 +21,7 @@ from tests.prometheus_graphs import (
     QA_INPUT_TOKENS,
     QA_OUTPUT_TOKENS,
     FactsRecorder,
+    fresh_process_metrics,
     invoke,
     prometheus_handler,
     qa_graph,
@@ -43,8 +44,11 @@ def _rules_without_for(tmp_path: Path) -> list[Path]:
     return [DEPLOY / "recording_rules.yml", fast]
 
 
-def test_prometheus_sees_exact_sums_dashboard_data_and_a_firing_alert(tmp_path: Path) -> None:
+def test_prometheus_sees_exact_sums_dashboard_data_and_a_firing_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_binary("prometheus")
+    fresh_process_metrics(monkeypatch)
     recorder = FactsRecorder()
     handler = prometheus_handler(
         recorder, port=0, attribution_labels=["team"], max_label_values=10

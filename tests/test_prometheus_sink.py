@@ -337,3 +337,36 @@ def test_any_metadata_text_is_one_escaped_label_value(workflow: str, team: str) 
     assert len(runs[0].labels["workflow"]) <= 128
     safe = workflow[:128].encode("utf-8", "backslashreplace").decode("utf-8")
     assert runs[0].labels["workflow"] == safe
+
+
+def test_metrics_mount_in_an_asgi_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented FastAPI/Starlette mount serves this process's families and health."""
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+
+    from configurable_agents.observability.sinks.prometheus import metrics_asgi_app
+    from tests.prometheus_graphs import (
+        fresh_process_metrics,
+        invoke,
+        prometheus_handler,
+        qa_graph,
+    )
+
+    fresh_process_metrics(monkeypatch)
+    handler = prometheus_handler()
+    try:
+        invoke(qa_graph(), handler, "mounted-qa")
+        assert handler.flush(30)
+        app = FastAPI()
+        app.mount("/metrics", metrics_asgi_app())
+        with TestClient(app) as client:
+            response = client.get("/metrics/")
+        assert response.status_code == 200
+        samples = [s for f in text_string_to_metric_families(response.text) for s in f.samples]
+        runs = [s for s in samples if s.name == "configurable_agents_workflow_runs_total"
+                and s.labels["workflow"] == "mounted-qa" and s.labels["status"] == "FINISHED"]
+        assert [s.value for s in runs] == [1]
+        assert any(s.name == "configurable_agents_exporter_queue_depth"
+                   and s.labels["sink"] == "prometheus" for s in samples)
+    finally:
+        handler.close(10)
