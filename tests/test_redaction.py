@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from configurable_agents.observability.privacy.invisible import INVISIBLE
 from configurable_agents.observability.privacy.redaction import (
     DETECTOR_NAMES,
     REDACTION_FAILED,
@@ -38,7 +39,13 @@ DETECTOR_PLACEHOLDER = {
     "aws_access_key": "AWS_ACCESS_KEY",
     "aws_secret_key": "AWS_SECRET_KEY",
     "github_token": "GITHUB_TOKEN",
+    "gitlab_token": "GITLAB_TOKEN",
+    "stripe_key": "STRIPE_KEY",
+    "slack_token": "SLACK_TOKEN",
+    "slack_webhook": "SLACK_WEBHOOK",
+    "huggingface_token": "HUGGINGFACE_TOKEN",
     "bearer_token": "BEARER_TOKEN",
+    "basic_auth": "BASIC_AUTH",
     "url_password": "PASSWORD",
     "email": "EMAIL",
     "iban": "IBAN",
@@ -87,8 +94,9 @@ def test_corpus_covers_every_detector_and_is_large() -> None:
 
 def test_corpus_values_are_really_valid_or_invalid() -> None:
     """The labels themselves are checked, so a typo cannot make a test pass."""
-    for kind, value, *_ in CORPUS["positives"]:
-        compact = value.replace(" ", "").replace("-", "")
+    for kind, value, _template, *secret in CORPUS["positives"]:
+        compact = INVISIBLE.sub("", secret[0] if secret else value)
+        compact = compact.replace(" ", "").replace("-", "")
         if kind == "CREDIT_CARD":
             assert luhn_is_valid(compact), value
         if kind == "IBAN":
@@ -131,13 +139,13 @@ def test_corpus_recall_and_precision(redactor: Redactor) -> None:
         f"\nredaction corpus: {len(CORPUS['positives'])} positive + {len(CORPUS['negatives'])} "
         f"negative entries -> {len(positives)} positive and {len(negatives)} negative cases"
     )
-    print(f"{'type':16s} {'TP':>5s} {'FN':>4s} {'FP':>4s} {'recall':>7s} {'precision':>9s}")
+    print(f"{'type':18s} {'TP':>5s} {'FN':>4s} {'FP':>4s} {'recall':>7s} {'precision':>9s}")
     for kind in sorted(set(DETECTOR_PLACEHOLDER.values())):
         t, n, f = tp[kind], fn[kind], fp[kind]
         r = t / (t + n) if t + n else 1.0
         p = t / (t + f) if t + f else 1.0
-        print(f"{kind:16s} {t:5d} {n:4d} {f:4d} {r:7.3f} {p:9.3f}")
-    print(f"{'ALL':16s} {total_tp:5d} {total_fn:4d} {total_fp:4d} {recall:7.3f} {precision:9.3f}")
+        print(f"{kind:18s} {t:5d} {n:4d} {f:4d} {r:7.3f} {p:9.3f}")
+    print(f"{'ALL':18s} {total_tp:5d} {total_fn:4d} {total_fp:4d} {recall:7.3f} {precision:9.3f}")
     assert not misses, "\n".join(misses[:20])
     assert not false_alarms, "\n".join(false_alarms[:20])
     assert recall == 1.0 and precision == 1.0
@@ -200,6 +208,39 @@ def test_four_part_dotted_quad_is_an_ip_but_versions_are_not(redactor: Redactor)
 def test_url_password_keeps_user_and_host(redactor: Redactor) -> None:
     out = redactor.redact("could not connect to postgresql://app:s3cr3t@db:5432/x")
     assert out == "could not connect to postgresql://app:<PASSWORD>@db:5432/x"
+
+
+def test_url_password_with_slash_or_at_takes_up_to_the_last_host(redactor: Redactor) -> None:
+    # "u:p@ss/w0rd@db" could be password "p" at host "ss"; taking the longer reading
+    # hides a host name at worst, the shorter one would leak most of a password.
+    out = redactor.redact("postgresql://app:p@ss/w0rd!@db.internal:5432/prod")
+    assert out == "postgresql://app:<PASSWORD>@db.internal:5432/prod"
+    assert redactor.redact("redis://:pw-9x@cache:6379/0") == "redis://:<PASSWORD>@cache:6379/0"
+    for text in ("https://example.com:443/profile/@alice", "http://localhost:5173/@vite/client"):
+        assert redactor.redact(text) == text  # a port and a path, not user:password
+
+
+def test_lower_case_iban_needs_the_word_iban(redactor: Redactor) -> None:
+    # be57eb975729fae9 passes the Belgian length and mod-97 check by chance: a hex id
+    # (LangChain run ids, span ids) must not become <IBAN> just for being lower case.
+    assert iban_is_valid("be57eb975729fae9")
+    assert redactor.redact("span be57eb975729fae9") == "span be57eb975729fae9"
+    assert redactor.redact("IBAN be68 5390 0754 7034") == "IBAN <IBAN>"
+    two = "iban de89 3704 0044 0532 0130 00, iban nl91abna0417164300"
+    assert redactor.redact(two) == "iban <IBAN>, iban <IBAN>"
+
+
+def test_invisible_characters_are_read_through_and_kept_outside_values(
+    redactor: Redactor,
+) -> None:
+    card = "4111\u200b1111\u200b1111\u200b1111"
+    text = f"mail jo\u200bhn@example.com \u200bnow, 👨\u200d👩\u200d👧, card {card}"
+    out = redactor.redact(text)
+    assert out == "mail <EMAIL> \u200bnow, 👨\u200d👩\u200d👧, card <CREDIT_CARD>"
+    # A run right before or after a value stays where it was.
+    assert redactor.redact("\ufeffa@b.com\u200b") == "\ufeff<EMAIL>\u200b"
+    plain = "zero\u200bwidth and Persian \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert redactor.redact(plain) == plain
 
 
 # ------------------------------------------------------------------------------ config
@@ -434,6 +475,13 @@ ADVERSARIAL_UNITS = {
     "iban-ish": "GB82 ",
     "jwt-ish": "eyJ.",
     "url-ish": "x://a:",
+    "url with slashes": "x://a:b/",
+    "url with empty user": "://:a@",
+    "basic-ish": "Basic QUJD ",
+    "iban keyword": "iban gb82 ",
+    "zero-width": "a\u200b",
+    "slack-ish": "xoxb-123456-",
+    "hf-ish": "hf_A",
 }
 
 

@@ -7,6 +7,11 @@ reader still sees *what* was there, never the value.
 
 Why it is built this way:
 
+The detectors live beside this module, one concept per module: ``checks``
+(validators), ``rules`` (compiled rules and the cheap gates that skip them),
+``secret_detectors`` and ``pii_detectors`` (the built-in patterns). This module
+applies them.
+
 - **Validated, not just matched.** Numbers are everywhere in LLM traffic (order
   ids, timestamps, versions, prices). Candidates are checked before they are
   replaced: credit cards by Luhn and issuer prefix, IBANs by country length and
@@ -36,16 +41,36 @@ numbers unless a context word (``SSN``) or a ``+`` says so.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from configurable_agents.config.redaction_config import DETECTOR_NAMES, RedactionConfig
+from configurable_agents.observability.privacy.checks import (
+    Validator,
+    iban_is_valid,
+    luhn_is_valid,
+)
+from configurable_agents.observability.privacy.invisible import (
+    INVISIBLE,
+    Removed,
+    Replacements,
+    move_through,
+    restore_invisible,
+    strip_invisible,
+)
+from configurable_agents.observability.privacy.pii_detectors import PII_DETECTORS
+from configurable_agents.observability.privacy.rules import (
+    Detector,
+    Rule,
+    compile_rule,
+    count_digits,
+    gate_pattern,
+)
+from configurable_agents.observability.privacy.secret_detectors import SECRET_DETECTORS
 
 __all__ = [
     "DETECTOR_NAMES",
@@ -61,532 +86,9 @@ logger = logging.getLogger(__name__)
 REDACTION_FAILED = "<REDACTION_FAILED>"
 _MIN_LENGTH = 6  # the shortest thing we detect is an e-mail such as a@b.co
 _MAX_DEPTH = 100  # nesting depth of redact_obj before a value is dropped
-_PEM_SCAN = 65536  # how far a PEM block's END line is searched for
 
-# (start, end) of the part of a match to replace, or None to keep the match.
-Validator = Callable[[re.Match[str]], tuple[int, int] | None]
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def luhn_is_valid(digits: str) -> bool:
-    """The Luhn (mod 10) check every payment card number carries."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-# IBAN length per country (ISO 13616 registry). Unknown countries are rejected:
-# mod-97 alone would accept 1 in 97 random product codes.
-_IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
-    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
-    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
-    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
-    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
-    "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
-    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
-
-
-def iban_is_valid(iban: str) -> bool:
-    """Country length and ISO 7064 mod-97 check of a compact (no spaces) IBAN."""
-    iban = iban.upper()
-    if _IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum() or not iban.isascii():
-        return False
-    rearranged = iban[4:] + iban[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
-
-
-def _check_iban(m: re.Match[str]) -> tuple[int, int] | None:
-    # The candidate may run on into the next word ("... 7654 32 EUR"): keep exactly
-    # as many characters as the country's IBAN has, then require a word break.
-    raw = m.group(0)
-    expected = _IBAN_LENGTHS.get(raw[:2])
-    if expected is None:
-        return None
-    kept = 0
-    end = 0
-    for i, ch in enumerate(raw):
-        if ch.isalnum():
-            kept += 1
-            if kept == expected:
-                end = i + 1
-                break
-    if not end or (end < len(raw) and raw[end].isalnum()):
-        return None
-    compact = re.sub(r"[^A-Z0-9]", "", raw[:end])
-    if not iban_is_valid(compact):
-        return None
-    return m.start(), m.start() + end
-
-
-def _check_card(m: re.Match[str]) -> tuple[int, int] | None:
-    raw = m.group(0)
-    separators = {ch for ch in raw if not ch.isdigit()}
-    if len(separators) > 1:  # "4111 1111-1111" is not how cards are written
-        return None
-    if separators:
-        groups = re.split(r"[ -]", raw)
-        if any(not 3 <= len(g) <= 6 for g in groups):  # 4-4-4-4, 4-6-5, 4-4-4-4-3
-            return None
-    digits = raw.replace(" ", "").replace("-", "")
-    if len(digits) not in _card_lengths(digits) or not luhn_is_valid(digits):
-        return None
-    return m.span()
-
-
-def _card_lengths(digits: str) -> tuple[int, ...]:
-    """Lengths issued for this number's prefix (IIN ranges of the major networks).
-
-    Luhn alone passes 1 in 10 random numbers; the prefix-length table rejects most
-    of those, e.g. EAN-13 barcodes (13 digits: no network issues 13-digit cards any
-    more, legacy 13-digit Visa numbers are not detected).
-    """
-    two = int(digits[:2])
-    four = int(digits[:4])
-    if digits[0] == "4":
-        return (16, 19)  # Visa
-    if 51 <= two <= 55 or 2221 <= four <= 2720:
-        return (16,)  # Mastercard
-    if two in (34, 37):
-        return (15,)  # American Express
-    if two in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:
-        return (14, 16)  # Diners Club
-    if two in (35, 50, 56, 57, 58) or digits[0] == "6":
-        return (16, 17, 18, 19)  # JCB, Maestro, Discover, UnionPay, RuPay
-    return ()
-
-
-def _check_ip(m: re.Match[str]) -> tuple[int, int] | None:
-    try:
-        ipaddress.IPv4Address(m.group(0))
-    except ValueError:
-        return None
-    return m.span()
-
-
-_HEX_DIGIT = re.compile(r"[0-9A-Fa-f]")
-
-
-def _check_ipv6(m: re.Match[str]) -> tuple[int, int] | None:
-    raw = m.group(0).rstrip(".")
-    if len(_HEX_DIGIT.findall(raw)) < 4:  # "a::b" in C++ or Rust is not an address
-        return None
-    try:
-        ipaddress.IPv6Address(raw)
-    except ValueError:
-        return None
-    return m.start(), m.start() + len(raw)
-
-
-def _check_ssn_digits(digits: str) -> bool:
-    # Never issued: area 000, 666 and 900-999; group 00; serial 0000.
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-
-
-def _check_ssn(m: re.Match[str]) -> tuple[int, int] | None:
-    digits = m.group(0).replace("-", "").replace(" ", "")
-    return m.span() if _check_ssn_digits(digits) else None
-
-
-def _check_ssn_context(m: re.Match[str]) -> tuple[int, int] | None:
-    return m.span("v") if _check_ssn_digits(m.group("v")) else None
-
-
-_NOT_BEFORE_PHONE = frozenset("+.-_") | frozenset("0123456789")
-
-
-def _check_phone(low: int, high: int, country_code: str = "") -> Validator:
-    """Digit count in [low, high], a word boundary before, and balanced parentheses.
-
-    The boundary is checked here rather than by a leading look-behind because a
-    pattern that starts with a look-behind cannot use the engine's fast scan.
-    ``country_code`` may stand before the number, as in 1-800-555-0199.
-    """
-
-    def check(m: re.Match[str]) -> tuple[int, int] | None:
-        raw = m.group(0)
-        start = m.start()
-        text = m.string
-        if start and (text[start - 1] in _NOT_BEFORE_PHONE or text[start - 1].isalpha()):
-            code_start = start - 1 - len(country_code)
-            if not (
-                country_code
-                and text[start - 1] in " .-"
-                and text.startswith(country_code, code_start)
-                and (code_start == 0 or not _is_phone_glue(text[code_start - 1]))
-            ):
-                return None
-        end = m.end()
-        # In "(+44 20 7946 0958)" or "(020 7946 0958)" the outer parenthesis is not ours.
-        if raw.endswith(")") and raw.count(")") > raw.count("("):
-            raw = raw[:-1]
-            end -= 1
-        if raw.startswith("(") and raw.count("(") > raw.count(")"):
-            raw = raw[1:]
-            start += 1
-        if raw.count("(") != raw.count(")"):
-            return None
-        n = sum(ch.isdigit() for ch in raw)
-        return (start, end) if low <= n <= high else None
-
-    return check
-
-
-def _is_phone_glue(ch: str) -> bool:
-    return ch in _NOT_BEFORE_PHONE or ch.isalpha()
-
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".ico")
-
-
-def _check_email(m: re.Match[str]) -> tuple[int, int] | None:
-    # "icon@2x.png" is an asset name, not an address: no TLD is an image format.
-    if m.group(0).lower().endswith(_IMAGE_SUFFIXES):
-        return None
-    return m.span()
-
-
-_PEM_BEGIN = r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-_PEM_END = re.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-# A block without its END line (a truncated artifact) loses the body lines that
-# follow: base64, or the Proc-Type / DEK-Info headers of legacy encrypted keys;
-# newlines may be JSON-escaped.
-_PEM_BODY = re.compile(
-    r"(?:(?:\r?\n|\\r?\\n)(?:[A-Za-z0-9+/=]{1,128}|(?:Proc-Type|DEK-Info): [A-Za-z0-9,-]{1,128}))"
-    r"{0,2000}"
-)
-
-
-def _pem_validator() -> Validator:
-    """From a BEGIN line to its END line (at most 64 KiB on), else over the body.
-
-    The next END line is searched for once and reused by every BEGIN before it, so
-    a string of many BEGIN lines without END costs linear, not quadratic, time.
-    """
-    next_end: re.Match[str] | None = None
-    exhausted = False
-
-    def check(m: re.Match[str]) -> tuple[int, int] | None:
-        nonlocal next_end, exhausted
-        if not exhausted and (next_end is None or next_end.start() < m.end()):
-            next_end = _PEM_END.search(m.string, m.end())
-            exhausted = next_end is None
-        if next_end is not None and next_end.start() - m.end() <= _PEM_SCAN:
-            return m.start(), next_end.end()
-        body = _PEM_BODY.match(m.string, m.end())
-        return m.start(), body.end() if body else m.end()
-
-    return check
-
-
-# ------------------------------------------------------------------------ detectors
-#
-# Speed note: CPython's regex engine scans fast only for a pattern that starts with
-# a literal (or, less so, a character class). So word-boundary look-behinds are put
-# *after* the first token, e.g. ``sk-(?<![A-Za-z0-9]sk-)`` rather than
-# ``(?<![A-Za-z0-9])sk-``; both mean "sk- not preceded by a letter or digit".
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """One compiled pattern; ``group`` (if set) is the only part replaced.
-
-    The rule runs only on strings that contain one of ``triggers`` (if any) and at
-    least ``min_digits`` digits: two checks done in C that skip most strings.
-    """
-
-    pattern: re.Pattern[str]
-    validate: Validator | None = None
-    group: str | None = None
-    triggers: tuple[str, ...] = ()
-    min_digits: int = 0
-    # A validator with state for one string (made fresh for each call).
-    validate_factory: Callable[[], Validator] | None = None
-
-
-@dataclass(frozen=True)
-class _Detector:
-    name: str
-    placeholder: str
-    rules: tuple[_Rule, ...]
-    secret: bool = False  # secrets run before user patterns, PII after them
-
-
-def _rule(
-    pattern: str,
-    validate: Validator | None = None,
-    *,
-    group: str | None = None,
-    triggers: tuple[str, ...] = (),
-    min_digits: int = 0,
-    validate_factory: Callable[[], Validator] | None = None,
-) -> _Rule:
-    return _Rule(re.compile(pattern), validate, group, triggers, min_digits, validate_factory)
-
-
-_PHONE_END = r"(?![\w]|[.:/-][0-9])"
-
-_BUILTINS: tuple[_Detector, ...] = (
-    _Detector(
-        "private_key",
-        "<PRIVATE_KEY>",
-        (
-            _rule(
-                _PEM_BEGIN,
-                validate_factory=_pem_validator,
-                triggers=("PRIVATE KEY",),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "jwt",
-        "<JWT>",
-        (
-            _rule(
-                r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{5,}\.ey[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
-                triggers=("eyJ",),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "anthropic_key",
-        "<ANTHROPIC_KEY>",
-        (_rule(r"sk-ant-(?<![A-Za-z0-9]sk-ant-)[A-Za-z0-9_-]{20,}", triggers=("sk-ant-",)),),
-        secret=True,
-    ),
-    _Detector(
-        "openai_key",
-        "<OPENAI_KEY>",
-        # Keys are random: one with no digit in its first 200 characters is a word
-        # such as "sk-learn-compatible-estimators".
-        (
-            _rule(
-                r"sk-(?<![A-Za-z0-9]sk-)(?!ant-)(?=[A-Za-z_-]{0,200}[0-9])[A-Za-z0-9_-]{20,}",
-                triggers=("sk-",),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "google_api_key",
-        "<GOOGLE_API_KEY>",
-        (
-            _rule(
-                r"AIza(?<![A-Za-z0-9_-]AIza)[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])",
-                triggers=("AIza",),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "aws_access_key",
-        "<AWS_ACCESS_KEY>",
-        (
-            _rule(
-                r"(?:AKIA|ASIA|ABIA|ACCA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])",
-                triggers=("AKIA", "ASIA", "ABIA", "ACCA"),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "aws_secret_key",
-        "<AWS_SECRET_KEY>",
-        # The 40-character secret has no prefix: found only after its usual name.
-        (
-            _rule(
-                r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s{0,5}[:=]\s{0,5}[\"']?"
-                r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
-                group="v",
-                triggers=("ecret", "ECRET"),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "github_token",
-        "<GITHUB_TOKEN>",
-        (
-            _rule(
-                r"(?:gh[pousr]_(?<![A-Za-z0-9_]gh._)[A-Za-z0-9]{36,255}"
-                r"|github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])",
-                triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "bearer_token",
-        "<BEARER_TOKEN>",
-        # Only the token is replaced ("Authorization: Bearer <BEARER_TOKEN>"); it must
-        # hold a digit, so prose ("the bearer instrument") is left alone.
-        (
-            _rule(
-                r"(?:Bearer|bearer|BEARER)(?<!\w......)[ \t]+"
-                r"(?P<v>(?=[A-Za-z._~+/=-]{0,500}[0-9])[A-Za-z0-9._~+/=-]{8,})",
-                group="v",
-                triggers=("earer", "EARER"),
-            ),
-        ),
-        secret=True,
-    ),
-    _Detector(
-        "url_password",
-        "<PASSWORD>",
-        # postgresql://user:secret@host/db -> postgresql://user:<PASSWORD>@host/db
-        (_rule(r"://[^\s/:@]{1,256}:(?P<v>[^\s/@]{1,256})@", group="v", triggers=("://",)),),
-        secret=True,
-    ),
-    _Detector(
-        "email",
-        "<EMAIL>",
-        (
-            _rule(
-                r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
-                r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![A-Za-z0-9-])",
-                _check_email,
-                triggers=("@",),
-            ),
-        ),
-    ),
-    _Detector(
-        "iban",
-        "<IBAN>",
-        (
-            _rule(
-                r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?:[ -]?[A-Z0-9]){11,40}",
-                _check_iban,
-                min_digits=6,
-            ),
-        ),
-    ),
-    _Detector(
-        "credit_card",
-        "<CREDIT_CARD>",
-        # First digit 2-6: Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard,
-        # Discover/UnionPay. This rules out ISBN-13s (978...) and ms timestamps (17...).
-        (
-            _rule(
-                r"[2-6](?<![\w+.-].)(?:[ -]?[0-9]){12,18}(?![\w]|[.-][0-9])",
-                _check_card,
-                min_digits=13,
-            ),
-        ),
-    ),
-    _Detector(
-        "ssn",
-        "<SSN>",
-        (
-            _rule(
-                r"[0-8](?<![\w-].)[0-9]{2}(?P<s>[- ])[0-9]{2}(?P=s)[0-9]{4}(?![\w]|-[0-9])",
-                _check_ssn,
-                min_digits=9,
-            ),
-            # Nine bare digits are an SSN only after a context word.
-            _rule(
-                r"(?:\b(?:SSN|ssn|Ssn|SS#|ss#)|[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?)?"
-                r"|SOCIAL SECURITY(?: NUMBER| NO\.?)?)[^0-9\n]{0,12}(?P<v>[0-9]{9})(?![0-9])",
-                _check_ssn_context,
-                triggers=("SSN", "ssn", "Ssn", "SS#", "ss#", "ecurity", "ECURITY"),
-                min_digits=9,
-            ),
-        ),
-    ),
-    _Detector(
-        "ip_address",
-        "<IP_ADDRESS>",
-        (
-            _rule(
-                r"(?:::(?<![\w:.]::)"
-                r"|[0-9A-Fa-f](?<![\w:.].)"
-                # Either "::" soon, or the full form's colons (6+: "12:30:45" is a time).
-                r"(?=[0-9A-Fa-f]{0,3}:(?:[0-9A-Fa-f]{0,4}:){5}|[0-9A-Fa-f:.]{0,39}::))"
-                r"[0-9A-Fa-f:.]{1,43}(?![\w:])",
-                _check_ipv6,
-                triggers=("::", ":"),
-            ),
-            _rule(
-                r"[0-9](?<![\w.].)[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![\w]|\.[0-9])",
-                _check_ip,
-                triggers=(".",),
-                min_digits=4,
-            ),
-        ),
-    ),
-    _Detector(
-        "phone",
-        "<PHONE>",
-        (
-            # International: +CC then 6-14 more digits, spaces/dots/dashes/parentheses.
-            _rule(
-                r"\+(?<![\w+]\+)[1-9](?:[ .-]?\(?[0-9]\)?){6,14}(?![0-9])",
-                _check_phone(7, 15),
-                triggers=("+",),
-                min_digits=7,
-            ),
-            # North American: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
-            # (the "1-" stays: a leading optional group would slow the scan down 3x).
-            _rule(
-                r"(?:\([0-9]{3}\) ?[0-9]{3}[ .-]|[0-9]{3}(?P<s>[ .-])[0-9]{3}(?P=s))[0-9]{4}"
-                + _PHONE_END,
-                _check_phone(10, 10, country_code="1"),
-                min_digits=10,
-            ),
-            # National with trunk 0: 020 7946 0958, 07700 900123, 06 12 34 56 78.
-            _rule(
-                r"\(?0[1-9][0-9]{0,3}\)?(?P<t>[ .-])[0-9]{2,8}(?:(?P=t)[0-9]{2,8}){0,3}"
-                + _PHONE_END,
-                _check_phone(9, 12),
-                triggers=("0",),
-                min_digits=9,
-            ),
-        ),
-    ),
-)
-
-assert tuple(d.name for d in _BUILTINS) == DETECTOR_NAMES, "update config/redaction_config.py"
-
-
-def _count_digits(text: str) -> int:
-    # Ten C-level scans: about 1 ms per MB, far cheaper than one regex pass.
-    return sum(map(text.count, "0123456789"))
-
-
-def _gate_pattern(detectors: Iterable[_Detector]) -> re.Pattern[str]:
-    """One regex that finds anything *any* active rule could start from.
-
-    Most strings sent to MLflow (param values, tags, node names) hold none of it,
-    so one C-level search lets them skip every detector.
-    """
-    literals: set[str] = set()
-    for det in detectors:
-        for rule in det.rules:
-            if not rule.triggers and not rule.min_digits:
-                return re.compile(r"[\s\S]")  # a user pattern: cannot be gated
-            literals.update(rule.triggers)
-            if rule.min_digits:
-                literals.add("0123456789")
-    parts = sorted(re.escape(t) for t in literals if t != "0123456789")
-    if "0123456789" in literals:
-        parts.insert(0, "[0-9]")
-    return re.compile("|".join(parts) or r"(?!)")
-
-
+BUILTINS: tuple[Detector, ...] = (*SECRET_DETECTORS, *PII_DETECTORS)
+assert tuple(d.name for d in BUILTINS) == DETECTOR_NAMES, "update config/redaction_config.py"
 
 
 # --------------------------------------------------------------------------- config
@@ -631,25 +133,25 @@ class Redactor:
             custom = _import_callable(config.custom)
         self._custom = custom
         self._detectors = self._build(config)
-        self._gate = _gate_pattern(self._detectors)
+        self._gate = gate_pattern(self._detectors)
         self._triggers = tuple({t for d in self._detectors for r in d.rules for t in r.triggers})
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._warned = False
 
     @staticmethod
-    def _build(config: RedactionConfig) -> tuple[_Detector, ...]:
+    def _build(config: RedactionConfig) -> tuple[Detector, ...]:
         extras = [
-            _Detector(
+            Detector(
                 name.lower(),
                 f"<{name.upper()}>",
-                (_rule(pattern),),
+                (compile_rule(pattern),),
             )
             for name, pattern in config.extra_patterns.items()
         ]
         # A user pattern named like a built-in replaces it.
         skip = set(config.disabled_detectors) | {d.name for d in extras}
-        active = [d for d in _BUILTINS if d.name not in skip]
+        active = [d for d in BUILTINS if d.name not in skip]
         secrets = [d for d in active if d.secret]
         pii = [d for d in active if not d.secret]
         return (*secrets, *extras, *pii)
@@ -703,6 +205,9 @@ class Redactor:
         return out, counts
 
     def _apply(self, text: str, counts: dict[str, int]) -> str:
+        removed: Removed | None = None
+        if not text.isascii() and INVISIBLE.search(text) is not None:
+            text, removed = strip_invisible(text)
         if len(text) >= _MIN_LENGTH and self._gate.search(text) is not None:
             digits = -1  # counted on first need
             present = {t for t in self._triggers if t in text}
@@ -712,15 +217,20 @@ class Redactor:
                         continue
                     if rule.min_digits:
                         if digits < 0:
-                            digits = _count_digits(text)
+                            digits = count_digits(text)
                         if digits < rule.min_digits:
                             continue
                     if rule.pattern.search(text) is None:
                         continue
                     before = len(text)
-                    text = self._sub(rule, det, text, counts)
+                    replacements: Replacements | None = [] if removed else None
+                    text = self._sub(rule, det, text, counts, replacements)
+                    if replacements:
+                        removed = move_through(removed or [], replacements)
                     if digits >= 0 and len(text) != before:
                         digits = -1  # placeholders removed some digits: count again
+        if removed:
+            text = restore_invisible(text, removed)
         if self._custom is not None and text:
             result = self._custom(text)
             if not isinstance(result, str):
@@ -730,34 +240,55 @@ class Redactor:
             text = result
         return text
 
-    def _sub(self, rule: _Rule, det: _Detector, text: str, counts: dict[str, int]) -> str:
-        """Replace the rule's validated matches; a span may reach past its match."""
+    def _sub(
+        self,
+        rule: Rule,
+        det: Detector,
+        text: str,
+        counts: dict[str, int],
+        replacements: Replacements | None = None,
+    ) -> str:
+        """Replace the rule's validated matches; a span may reach past its match.
+
+        ``replacements`` (if given) receives each replaced span, so invisible
+        characters taken out before matching can be put back in the right places.
+        """
         validate = rule.validate_factory() if rule.validate_factory else rule.validate
         allow = self._allow
         pieces: list[str] = []
         pos = 0
-        for m in rule.pattern.finditer(text):
-            if m.start() < pos:  # inside a region already replaced
-                continue
-            if validate is not None:
-                span = validate(m)
-                if span is None:
-                    continue
+        search = rule.pattern.search
+        m = search(text)
+        while m is not None:
+            # A validator may trim a candidate that ran on into the next words
+            # ("IBAN de89 ... 00 and iban nl91..."): search again right after what was
+            # replaced, not after the whole candidate.
+            resume = max(m.end(), m.start() + 1)
+            span = self._span(rule, validate, m)
+            if span is not None:
                 start, end = span
-            elif rule.group is not None:
-                start, end = m.span(rule.group)
-            else:
-                start, end = m.span()
-            if start < pos or (allow and text[start:end] in allow):
-                continue
-            pieces.append(text[pos:start])
-            pieces.append(det.placeholder)
-            pos = end
+                if start >= pos and not (allow and text[start:end] in allow):
+                    pieces.append(text[pos:start])
+                    pieces.append(det.placeholder)
+                    if replacements is not None:
+                        replacements.append((start, end, len(det.placeholder)))
+                    pos = end
+                    resume = max(end, m.start() + 1)
+            m = search(text, resume) if resume <= len(text) else None
         if not pieces:
             return text
         pieces.append(text[pos:])
         counts[det.name] = counts.get(det.name, 0) + len(pieces) // 2
         return "".join(pieces)
+
+    @staticmethod
+    def _span(rule: Rule, validate: Validator | None, m: re.Match[str]) -> tuple[int, int] | None:
+        """The part of a match to replace, or None when its validator rejects it."""
+        if validate is not None:
+            return validate(m)
+        if rule.group is not None:
+            return m.span(rule.group)
+        return m.span()
 
     # -- objects
 
