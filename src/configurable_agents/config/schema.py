@@ -42,6 +42,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
 from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
+from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
 
 # Userinfo runs to the LAST '@' (greedy), so a password holding '/', '#', '?' or '@' stays
@@ -180,6 +181,7 @@ class ObservabilityConfig(StrictModel):
     """
 
     mlflow: MLFlowConfig | None = None
+    prometheus: PrometheusConfig | None = None
     jsonl: JsonlConfig | None = None
     otel: OTelConfig | None = None
 

@@ -26,4 +26,8 @@ def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]
         from configurable_agents.observability.sinks.otel import OTelSink
 
         sinks.append(OTelSink(config.otel))
+    if config.prometheus is not None and config.prometheus.enabled:
+        from configurable_agents.observability.sinks.prometheus import PrometheusSink
+
+        sinks.append(PrometheusSink(config.prometheus))
     return sinks
