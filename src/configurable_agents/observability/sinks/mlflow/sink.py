@@ -121,6 +121,7 @@ class MlflowSink(Sink):
             except TenantError:
                 return  # the finished workflow decides (quarantine or not logged)
             experiment_id = self.writer.experiment_id(experiment)
+            options = self.prepare_options(options)
             plan = Assembler.start_plan(workflow, options)
             if options.redact is not None:
                 plan.tags = {k: options.redact(v) for k, v in plan.tags.items()}
