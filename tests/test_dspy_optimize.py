@@ -114,3 +114,28 @@ def test_optimizer_failure_is_logged_and_reraised(
     assert opt.info.status == "FAILED"
     assert opt.data.tags[Tag.ERROR_TYPE] == "RuntimeError"
     callback.close()
+
+
+def test_example_runs_offline_and_logs_the_three_runs(
+    mlflow_store: str, mlflow_client: MlflowClient, experiment_name: str,
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "dspy_optimize.py"
+    spec = importlib.util.spec_from_file_location("dspy_optimize_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(mlflow_store, experiment_name)
+    assert (result.baseline_score, result.optimized_score) == (0.0, 100.0)
+    parents, _ = runs_of(mlflow_client, experiment_name)
+    opt = next(p for p in parents if p.data.tags[Tag.DSPY_ROLE] == "optimization")
+    calls = opt.data.metrics[Metric.LLM_CALLS]
+    assert calls > 0
+    assert opt.data.metrics[Metric.TOTAL_COST_USD] == pytest.approx(calls * COST_PER_CALL)
+    print(f"optimization run: {calls:.0f} calls, "
+          f"{opt.data.metrics[Metric.TOTAL_INPUT_TOKENS]:.0f} in / "
+          f"{opt.data.metrics[Metric.TOTAL_OUTPUT_TOKENS]:.0f} out tokens, "
+          f"${opt.data.metrics[Metric.TOTAL_COST_USD]:.6f}; "
+          f"score {opt.data.metrics[Metric.BASELINE_SCORE]} -> "
+          f"{opt.data.metrics[Metric.OPTIMIZED_SCORE]}")
