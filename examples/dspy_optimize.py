@@ -23,11 +23,11 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM: no price fetch
 
-import dspy  # noqa: E402
+import dspy
 
-from configurable_agents.config import MLFlowConfig  # noqa: E402
-from configurable_agents.observability.dspy_optimize import track_optimization  # noqa: E402
-from configurable_agents.observability.dspy_tracking import MLflowDSPyCallback  # noqa: E402
+from configurable_agents.config import MLFlowConfig
+from configurable_agents.observability.dspy_optimize import track_optimization
+from configurable_agents.observability.dspy_tracking import MLflowDSPyCallback
 
 CAPITALS = {"France": "Paris", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
             "Egypt": "Cairo", "Peru": "Lima", "Kenya": "Nairobi"}
