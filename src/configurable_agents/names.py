@@ -48,6 +48,13 @@ class Metric:
     REASONING_TOKENS: Final = "reasoning_tokens"
     TIME_TO_FIRST_TOKEN_MS: Final = "time_to_first_token_ms"
 
+    # DSPy evaluations and optimizations (observability/dspy_*.py).
+    SCORE: Final = "score"  # an Evaluate's aggregate score, as DSPy reports it (0-100)
+    BASELINE_SCORE: Final = "baseline_score"
+    OPTIMIZED_SCORE: Final = "optimized_score"
+    SCORE_DELTA: Final = "score_delta"
+    EXAMPLES: Final = "examples"
+
 
 class Tag:
     """Run tags we set (attribution tags come from invocation metadata keys)."""
@@ -84,6 +91,11 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
+    # DSPy optimization: which side a run is, and the runs it links to.
+    DSPY_ROLE: Final = "dspy.role"  # "optimization" | "baseline" | "optimized"
+    DSPY_BASELINE_RUN: Final = "dspy.baseline_eval_langchain_run_id"
+    DSPY_OPTIMIZED_RUN: Final = "dspy.optimized_eval_langchain_run_id"
+    DSPY_OPTIMIZATION_RUN: Final = "dspy.optimization_langchain_run_id"
 
 
 class Kind:
@@ -123,6 +135,9 @@ class Artifact:
     PROMPT: Final = "prompt.txt"
     RESPONSE: Final = "response.txt"
     PARAMS_DIR: Final = "params"
+    OPTIMIZED_PROGRAM: Final = "optimized_program.json"  # DSPy's own save format
+    PROGRAM_DIFF: Final = "program_diff.md"  # instructions and demos, baseline vs optimized
+    EVAL_RESULTS: Final = "eval_results.json"  # one row per example: inputs, prediction, score
 
 
 # Invocation metadata keys that become attribution tags on the parent and every node.

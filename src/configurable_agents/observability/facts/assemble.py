@@ -181,8 +181,10 @@ class Assembler:
             tags[Tag.ERROR_TYPE] = type(workflow.error).__name__
             tags[Tag.ERROR_MESSAGE] = str(workflow.error)
         plan.tags.update(tags)
+        plan.metrics.update(_extra_metrics(workflow.metadata.get("ca_metrics")))
 
         if options.log_artifacts:
+            plan.artifacts.update(_extra_artifacts(workflow.metadata.get("ca_artifacts")))
             plan.artifacts[Artifact.INPUTS] = to_json_text(workflow.inputs)
             outputs = workflow.outputs if not failed else None
             plan.artifacts[Artifact.OUTPUTS] = to_json_text(outputs)
@@ -297,6 +299,32 @@ def _param_text(value: Any) -> str:
         return json.dumps(value, default=str, sort_keys=True)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _extra_metrics(raw: Any) -> dict[str, float]:
+    """``ca_metrics`` metadata (e.g. a DSPy evaluation's score): numbers only."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        sanitize_key(str(k)): float(v)
+        for k, v in raw.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _extra_artifacts(raw: Any) -> dict[str, str]:
+    """``ca_artifacts`` metadata: file name -> text (or JSON-able value); names are data.
+
+    A name is reduced to one safe file name (no directories), so metadata can never
+    choose where an artifact lands.
+    """
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        name = sanitize_key(str(key)).replace("/", "_").lstrip(".") or "_"
+        out[name] = value if isinstance(value, str) else to_json_text(value)
+    return out
 
 
 def _nodes_with_direct(workflow: WorkflowRecord) -> list[NodeRecord]:
