@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from configurable_agents.cli import app as cli_app
@@ -117,7 +116,7 @@ def test_sync_sets_malformed_files_aside_and_replays_the_valid_ones(
     set_aside = [line for line in result.output.splitlines() if line.startswith("Set aside")]
     assert len(set_aside) == len(MALFORMED)
     assert "Synced 3 of 9" in result.output
-    parents, nodes = runs_of(mlflow_client, experiment_name)
+    parents, _ = runs_of(mlflow_client, experiment_name)
     assert sorted(p.data.tags[Tag.LANGCHAIN_RUN_ID] for p in parents) == sorted(good_ids)
     rejected = spool.directory / "rejected"
     assert sorted(p.name for p in rejected.glob("*.json")) == sorted(MALFORMED)

@@ -54,7 +54,9 @@ class SpoolFileModel(BaseModel):
     version: Literal[1]
     experiment: StrictStr = Field(min_length=1, max_length=500)
     langchain_run_id: StrictStr = Field(pattern=_RUN_ID, max_length=256)
-    mlflow_run_id: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)
+    mlflow_run_id: StrictStr | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_\-]+$", max_length=64
+    )
     plan: PlanModel
     trace: dict[str, Any] | None = None
 
