@@ -83,6 +83,17 @@ def sanitize_key(key: str) -> str:
     return cleaned[:250]
 
 
+def safe_str(value: object, limit: int | None = None) -> str:
+    """``str(value)`` that never raises (a hostile ``__str__``) and holds no lone surrogate."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        text = f"<unprintable {type(value).__name__}>"
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit is not None else text
+
+
 def mlflow_key(key: str) -> str:
     """A param/metric/tag key MLflow accepts; the documented mapping (docs/OBSERVABILITY.md).
 

@@ -24,6 +24,7 @@ from configurable_agents.observability.capture.records import (
     WorkflowRecord,
 )
 from configurable_agents.observability.facts.assemble import AssembleOptions, RunPlan
+from configurable_agents.observability.facts.plan import safe_str
 from configurable_agents.observability.facts.serialization import to_jsonable, truncate
 
 if TYPE_CHECKING:
@@ -280,7 +281,7 @@ class _TraceBuilder:
         all_events = list(events or ())
         status = {"code": "STATUS_CODE_OK", "message": ""}
         if error is not None:
-            message = self._text(f"{type(error).__name__}: {error}")
+            message = self._text(f"{type(error).__name__}: {safe_str(error)}")
             status = {"code": "STATUS_CODE_ERROR", "message": message}
             all_events.append(self._exception_event(error, end_ns))
         self.spans.append(
@@ -303,14 +304,14 @@ class _TraceBuilder:
     def _exception_event(self, error: BaseException, when_ns: int) -> dict[str, Any]:
         try:
             stack = "".join(traceback.format_exception(error)).strip()
-        except Exception:
-            stack = repr(error)
+        except Exception:  # an exception whose __str__ raises
+            stack = f"{type(error).__name__}: {safe_str(error)}"
         return event(
             "exception",
             when_ns,
             {
                 "exception.type": type(error).__name__,
-                "exception.message": self._text(str(error)),
+                "exception.message": self._text(safe_str(error)),
                 "exception.stacktrace": self._text(truncate(stack, STACKTRACE_CHARS)[0]),
             },
         )
