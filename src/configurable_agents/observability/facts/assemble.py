@@ -73,7 +73,7 @@ class Assembler:
             Tag.HEARTBEAT_MS: str(workflow.start_ns // 1_000_000),
         }
         return RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=workflow.start_ns // 1_000_000,
             status="RUNNING",
@@ -117,7 +117,7 @@ class Assembler:
         usage = sum((f.usage for f in all_facts), TokenUsage())
         failed = workflow.status == "FAILED"
         plan = RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
             status="FAILED" if failed else "FINISHED",
@@ -372,7 +372,11 @@ def _format_exception(error: BaseException) -> str:
         return f"{type(error).__name__}: {safe_str(error)}"
 
 
-def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
+def _run_name(
+    workflow: WorkflowRecord, template: str | None, redact: Callable[[str], str] | None = None
+) -> str:
+    """The run name; with redaction each text value is redacted before it is placed, since a
+    detector may not see an email once the template glues ``-20261130`` to it."""
     if not template:
         return workflow.name
     import datetime as dt
@@ -387,6 +391,8 @@ def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
         timestamp=started.strftime("%Y%m%d-%H%M%S"),
         date=started.strftime("%Y-%m-%d"),
     )
+    if redact is not None:
+        values = {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}
     try:
         return template.format_map(_Missing(values))
     except Exception:  # a bad template or a metadata value whose __str__ raises
@@ -401,6 +407,7 @@ class _Missing(dict):
 
 
 def _redact_plan(plan: RunPlan, redact: Callable[[str], str]) -> None:
+    plan.run_name = redact(plan.run_name)  # a workflow_name or run_name template may hold PII
     plan.params = {k: redact(v) for k, v in plan.params.items()}
     plan.tags = {k: (v if k in _UNREDACTED_TAGS else redact(v)) for k, v in plan.tags.items()}
     plan.artifacts = {k: redact(v) for k, v in plan.artifacts.items()}

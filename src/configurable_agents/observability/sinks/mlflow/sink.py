@@ -135,6 +135,7 @@ class MlflowSink(Sink):
             plan = Assembler.start_plan(workflow, options)
             if options.redact is not None:
                 plan.tags = {k: options.redact(v) for k, v in plan.tags.items()}
+                plan.run_name = options.redact(plan.run_name)
             workflow.experiment_id = experiment_id
             workflow.mlflow_run_id = self.writer.create_run(experiment_id, plan)
             if self.config.log_system_metrics:

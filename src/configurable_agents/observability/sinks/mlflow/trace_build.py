@@ -121,8 +121,9 @@ class _TraceBuilder:
         workflow = self.workflow
         end_ns = workflow.end_ns or workflow.start_ns
         failed = workflow.status == "FAILED"
+        name = self._text(workflow.name)  # may carry PII (an email in a workflow_name)
         attributes: dict[str, Any] = {
-            Tag.WORKFLOW_NAME: workflow.name,
+            Tag.WORKFLOW_NAME: name,
             Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
             Metric.RETRY_COUNT: self.plan.metrics.get(Metric.RETRY_COUNT, 0),
         }
@@ -136,7 +137,7 @@ class _TraceBuilder:
         outputs = None if failed else self._content(root_outputs(workflow))
         root = self._add_span(
             key=f"workflow:{workflow.run_id.hex}",
-            name=workflow.name,
+            name=name,
             parent=None,
             span_type=SpanType.CHAIN,
             start_ns=workflow.start_ns,
@@ -356,7 +357,7 @@ class _TraceBuilder:
         tags = {
             k: v[:TAG_VALUE_CHARS] for k, v in plan.tags.items() if not k.startswith("mlflow.")
         }
-        tags[TraceTagKey.TRACE_NAME] = workflow.name[:TAG_VALUE_CHARS]
+        tags[TraceTagKey.TRACE_NAME] = self._text(workflow.name)[:TAG_VALUE_CHARS]
         return TraceInfo(
             trace_id=self.trace_id,
             trace_location=TraceLocation.from_experiment_id(self.experiment_id),
