@@ -103,6 +103,12 @@ class MLFlowConfig(StrictModel):
         description="Where workflows wait while MLflow is unreachable; default "
         "~/.cache/configurable-agents/spool/<hash of tracking_uri>.",
     )
+    spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Spool size cap (default 1 GiB); past it new workflows are dropped "
+        "and counted (stats().dropped), with a warning from 80% full.",
+    )
     block_on_full: bool = False
     quarantine_experiment: str = "configurable_agents_quarantine"
     tenant_fail_closed: bool = False

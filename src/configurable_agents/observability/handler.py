@@ -52,6 +52,7 @@ class ExporterStats:
     pending_workflows: int
     backend_up: bool
     sinks: dict[str, SinkStats] = field(default_factory=dict)
+    rejected: int = 0  # workflows MLflow refused or unreadable spool files, set aside
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +192,7 @@ class MLflowCallbackHandler(CallbackRecorder):
             pending_workflows=self._pipeline.pending,
             backend_up=mlflow.up,
             sinks=sinks,
+            rejected=mlflow.rejected,
         )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -100,7 +101,9 @@ class ChainEvents(RunTree):
             node.params.update(node_params)
         node_artifacts = md.get("ca_node_artifacts")
         if isinstance(node_artifacts, Mapping):
-            node.artifacts.update({str(k): str(v) for k, v in node_artifacts.items()})
+            for art_name, art_text in node_artifacts.items():
+                with contextlib.suppress(Exception):  # an unprintable value loses only itself
+                    node.artifacts[str(art_name)] = str(art_text)
         (enclosing.children if enclosing else workflow.nodes).append(node)
         workflow.node_index[key] = node
         return node

@@ -11,7 +11,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from langchain_core.callbacks import BaseCallbackHandler
 
@@ -37,12 +37,24 @@ def _never_raise(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: RunTree, *args: Any, **kwargs: Any) -> Any:
         try:
+            # A caller's config={"run_id": "..."} may be any string: ids stay UUIDs inside.
+            if not isinstance(kwargs.get("run_id", _NO_ID), UUID | _NoId):
+                kwargs["run_id"] = _as_uuid(kwargs["run_id"])
+            if not isinstance(kwargs.get("parent_run_id"), UUID | None):
+                kwargs["parent_run_id"] = _as_uuid(kwargs["parent_run_id"])
             return method(self, *args, **kwargs)
         except Exception as exc:
             self._internal_error(f"callback:{method.__name__}", exc)
             return None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _NoId:
+    """Marks an event called without a ``run_id`` keyword."""
+
+
+_NO_ID = _NoId()
 
 
 def _is_bubble_up(error: BaseException) -> bool:
@@ -208,3 +220,17 @@ def _shallow_copy(value: Any) -> Any:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _as_uuid(run_id: Any) -> UUID:
+    """The workflow's id as a UUID: a caller's ``config={"run_id": "..."}`` may be any string.
+
+    A UUID string maps to itself; anything else to a stable UUID5 of its text, so ids,
+    trace ids and spool names stay well-formed (the events still find the run by its key).
+    """
+    if isinstance(run_id, UUID):
+        return run_id
+    try:
+        return UUID(str(run_id))
+    except (ValueError, TypeError, AttributeError):
+        return uuid5(NAMESPACE_URL, f"configurable-agents:{run_id!s}")

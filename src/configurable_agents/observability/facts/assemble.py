@@ -30,6 +30,7 @@ from configurable_agents.observability.facts.plan import (
     AssembleOptions,
     CallFacts,
     RunPlan,
+    safe_str,
     sanitize_key,
 )
 from configurable_agents.observability.facts.serialization import (
@@ -72,7 +73,7 @@ class Assembler:
             Tag.HEARTBEAT_MS: str(workflow.start_ns // 1_000_000),
         }
         return RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=workflow.start_ns // 1_000_000,
             status="RUNNING",
@@ -116,7 +117,7 @@ class Assembler:
         usage = sum((f.usage for f in all_facts), TokenUsage())
         failed = workflow.status == "FAILED"
         plan = RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
             status="FAILED" if failed else "FINISHED",
@@ -179,7 +180,7 @@ class Assembler:
         tags.update(usage_tags(all_facts))
         if workflow.error is not None:
             tags[Tag.ERROR_TYPE] = type(workflow.error).__name__
-            tags[Tag.ERROR_MESSAGE] = str(workflow.error)
+            tags[Tag.ERROR_MESSAGE] = safe_str(workflow.error)
         plan.tags.update(tags)
         plan.metrics.update(_extra_metrics(workflow.metadata.get("ca_metrics")))
 
@@ -263,7 +264,7 @@ class Assembler:
         )
         if node.error is not None:
             plan.tags[Tag.ERROR_TYPE] = type(node.error).__name__
-            plan.tags[Tag.ERROR_MESSAGE] = str(node.error)
+            plan.tags[Tag.ERROR_MESSAGE] = safe_str(node.error)
         if options.log_artifacts:
             plan.artifacts.update(call_artifacts(own_facts))
             plan.artifacts.update(node.artifacts)
@@ -278,7 +279,7 @@ class Assembler:
     def _set_params(plan: RunPlan, params: Mapping[str, Any], options: AssembleOptions) -> None:
         for key, value in params.items():
             text = value if isinstance(value, str) else _param_text(value)
-            name = sanitize_key(str(key))
+            name = sanitize_key(safe_str(key))
             if is_secret_key(name) or type(value).__name__ == "SecretStr":
                 text = SECRET_MASK
             if len(text) > options.max_param_chars:
@@ -296,9 +297,11 @@ def _param_text(value: Any) -> str:
     if isinstance(value, bool | int | float) or value is None:
         return str(value)
     try:
-        return json.dumps(value, default=str, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(value)
+        return json.dumps(value, default=safe_str, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        return safe_str(value) if not isinstance(value, Mapping | list | tuple) else (
+            f"<{type(value).__name__} nested too deep to log>"
+        )
 
 
 def _extra_metrics(raw: Any) -> dict[str, float]:
@@ -356,15 +359,30 @@ def _tool_names(nodes: list[NodeRecord], facts: list[CallFacts]) -> list[str]:
 
 def _attribution_tags(workflow: WorkflowRecord, options: AssembleOptions) -> dict[str, str]:
     metadata = workflow.metadata
-    tags: dict[str, str] = {sanitize_key(k): str(v) for k, v in options.static_tags.items()}
+    tags: dict[str, str] = {
+        sanitize_key(k): safe_str(v, MAX_TAG_VALUE) for k, v in options.static_tags.items()
+    }
     for key in (*ATTRIBUTION_KEYS, *options.tag_metadata_keys):
         value = metadata.get(key)
         if value is not None and value != "":
-            tags[sanitize_key(key)] = str(value)[:MAX_TAG_VALUE]
+            tags[sanitize_key(key)] = safe_str(value, MAX_TAG_VALUE)
     ca_tags = metadata.get("ca_tags")
     if isinstance(ca_tags, Mapping):
-        tags.update({sanitize_key(str(k)): str(v)[:MAX_TAG_VALUE] for k, v in ca_tags.items()})
+        protected = set(tags) | _PROTECTED_TAGS
+        for raw_key, value in ca_tags.items():
+            key = sanitize_key(safe_str(raw_key))
+            if key in protected or key.startswith(_RESERVED_TAG_PREFIXES):
+                continue  # ca_tags never overwrite attribution or identifying tags
+            tags[key] = safe_str(value, MAX_TAG_VALUE)
     return {k: (SECRET_MASK if is_secret_key(k) else v) for k, v in tags.items()}
+
+
+# Tags the handler sets itself: ``ca_tags`` may not overwrite them (attribution, identity).
+_PROTECTED_TAGS = frozenset(
+    {*ATTRIBUTION_KEYS, *(v for k, v in vars(Tag).items() if k.isupper() and isinstance(v, str))}
+)
+# ``mlflow.`` tags are MLflow's own controls; ``configurable_agents.`` ones are ours.
+_RESERVED_TAG_PREFIXES = ("mlflow.", "configurable_agents.")
 
 
 def _cap_artifacts(plan: RunPlan, limit: int) -> None:
@@ -379,10 +397,14 @@ def _format_exception(error: BaseException) -> str:
     try:
         return "".join(traceback.format_exception(error))
     except Exception:
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {safe_str(error)}"
 
 
-def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
+def _run_name(
+    workflow: WorkflowRecord, template: str | None, redact: Callable[[str], str] | None = None
+) -> str:
+    """The run name; with redaction each text value is redacted before it is placed, since a
+    detector may not see an email once the template glues ``-20261130`` to it."""
     if not template:
         return workflow.name
     import datetime as dt
@@ -397,9 +419,11 @@ def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
         timestamp=started.strftime("%Y%m%d-%H%M%S"),
         date=started.strftime("%Y-%m-%d"),
     )
+    if redact is not None:
+        values = {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}
     try:
         return template.format_map(_Missing(values))
-    except (ValueError, IndexError):
+    except Exception:  # a bad template or a metadata value whose __str__ raises
         return workflow.name
 
 
@@ -411,6 +435,7 @@ class _Missing(dict):
 
 
 def _redact_plan(plan: RunPlan, redact: Callable[[str], str]) -> None:
+    plan.run_name = redact(plan.run_name)  # a workflow_name or run_name template may hold PII
     plan.params = {k: redact(v) for k, v in plan.params.items()}
     plan.tags = {k: (v if k in _UNREDACTED_TAGS else redact(v)) for k, v in plan.tags.items()}
     plan.artifacts = {k: redact(v) for k, v in plan.artifacts.items()}
