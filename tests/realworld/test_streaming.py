@@ -144,3 +144,26 @@ def test_cancelled_ainvoke_is_killed_cancelled_with_tokens_so_far(
     assert parent.data.tags[Tag.STOP_REASON] == StopReason.CANCELLED
     statuses = {r.data.tags[Tag.NODE_ID]: r.data.tags[Tag.STATUS] for r in logged.nested(parent)}
     assert statuses == {"research": Status.FINISHED, "write": Status.KILLED}
+
+
+def test_report_costs_counts_early_stops_apart_from_failures(
+    mlflow_store, experiment_name, mlflow_client
+):
+    from configurable_agents.reports.reporting import cost_report
+
+    model = ReportingModel(script=["notes", "article"])
+    graph = _graph(model)
+    handler = handler_for(mlflow_store, experiment_name)
+    graph.invoke({"topic": "owls"}, {"callbacks": [handler]})
+    for chunk in graph.stream({"topic": "owls"}, {"callbacks": [handler]},
+                              stream_mode=["updates"]):
+        if _research_done(chunk):
+            break
+    check(
+        mlflow_client, experiment_name, handler, calls=2,
+        statuses={Status.FINISHED: 1, Status.KILLED: 1}, tokens=model.reported,
+    )
+    report = cost_report(["status"], tracking_uri=mlflow_store, experiments=[experiment_name])
+    totals = report.totals
+    assert (totals.killed, totals.failed, totals.success_rate) == (1, 0, 1.0)
+    assert totals.cost_usd > 0
