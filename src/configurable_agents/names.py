@@ -38,6 +38,7 @@ class Metric:
     TOTAL_CACHE_WRITE_TOKENS: Final = "total_cache_write_tokens"
     TOTAL_REASONING_TOKENS: Final = "total_reasoning_tokens"
     TOTAL_TOKENS: Final = "total_tokens"
+    FALLBACK_COUNT: Final = "fallback_count"  # attempts `with_fallbacks` moved past
 
     NODE_DURATION_MS: Final = "node_duration_ms"
     INPUT_TOKENS: Final = "input_tokens"
@@ -87,6 +88,11 @@ class Tag:
     MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
     MLFLOW_RUN_NAME: Final = "mlflow.runName"
     STOP_REASON: Final = "stop_reason"  # with status KILLED: a StopReason value
+    # Where a node sent control with Command(graph=Command.PARENT, goto=...).
+    HANDOFF_TO: Final = "handoff_to"
+    # With status INTERRUPTED: why (an InterruptKind value) and at which node(s).
+    INTERRUPT_KIND: Final = "interrupt_kind"
+    INTERRUPTED_AT: Final = "interrupted_at"
     # Attribution tags the read side groups by (keys of ATTRIBUTION_KEYS).
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
@@ -120,6 +126,14 @@ class StopReason:
 
     CLOSED_EARLY: Final = "closed_early"  # the client left stream() before the end
     CANCELLED: Final = "cancelled"  # the awaiting task was cancelled
+
+
+class InterruptKind:
+    """Values of :attr:`Tag.INTERRUPT_KIND`: what paused the graph."""
+
+    INTERRUPT: Final = "interrupt"  # interrupt() inside a node
+    BEFORE: Final = "interrupt_before"  # static breakpoint before a node
+    AFTER: Final = "interrupt_after"  # static breakpoint after a node
 
 
 # Value of :attr:`Tag.PRICING` when some call had no known price.

@@ -81,7 +81,11 @@ class MLFlowConfig(StrictModel):
     experiment_name: str = "configurable_agents"
     run_name: str | None = Field(
         default=None,
-        description="Template: {workflow_name}, {timestamp}, {date} and invocation metadata keys.",
+        description=(
+            "Template: {workflow_name}, {workflow_version}, {timestamp}, {date}, {short_id}, "
+            "{run_id} and invocation metadata keys "
+            "(default: '{workflow_name} v{workflow_version} {short_id}')."
+        ),
     )
     log_artifacts: bool = True
     log_system_metrics: bool = False

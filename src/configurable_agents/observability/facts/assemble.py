@@ -14,7 +14,17 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from configurable_agents.names import ATTRIBUTION_KEYS, Artifact, Kind, Metric, Param, Tag
+from configurable_agents.names import (
+    ATTRIBUTION_KEYS,
+    NODE_RUN_PREFIX,
+    Artifact,
+    Kind,
+    Metric,
+    Param,
+    Status,
+    StopReason,
+    Tag,
+)
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
@@ -115,12 +125,12 @@ class Assembler:
         end_ns = workflow.end_ns or workflow.start_ns
         all_nodes = workflow.all_nodes()
         usage = sum((f.usage for f in all_facts), TokenUsage())
-        failed = workflow.status == "FAILED"
+        run_status = _run_status(workflow.status)
         plan = RunPlan(
             run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
-            status="FAILED" if failed else "FINISHED",
+            status=run_status,
         )
         params: dict[str, Any] = {
             Param.WORKFLOW_NAME: workflow.name,
@@ -157,7 +167,8 @@ class Assembler:
                 Metric.TOTAL_COST_USD: round(sum(f.cost_usd for f in all_facts), 8),
                 Metric.NODE_COUNT: len(all_nodes),
                 Metric.RETRY_COUNT: retries,
-                Metric.STATUS: 0 if failed else 1,
+                Metric.FALLBACK_COUNT: workflow.fallbacks,
+                Metric.STATUS: 1 if run_status == Status.FINISHED else 0,
                 Metric.LLM_CALLS: len(all_facts),
                 Metric.TOTAL_CACHED_INPUT_TOKENS: usage.cache_read,
                 Metric.TOTAL_CACHE_WRITE_TOKENS: usage.cache_write,
@@ -169,12 +180,9 @@ class Assembler:
             **common_tags,
             Tag.KIND: Kind.WORKFLOW,
             Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
-            Tag.STATUS: "FAILED"
-            if failed
-            else ("INTERRUPTED" if workflow.interrupted else "FINISHED"),
+            Tag.STATUS: _status_tag(run_status, workflow.interrupted),
         }
-        if workflow.interrupted:
-            tags[Tag.INTERRUPTED] = "true"
+        tags.update(_outcome_tags(workflow, run_status))
         if workflow.kind != "chain" or not workflow.nodes:
             tags[Tag.ROOT_KIND] = workflow.kind
         tags.update(usage_tags(all_facts))
@@ -187,7 +195,7 @@ class Assembler:
         if options.log_artifacts:
             plan.artifacts.update(_extra_artifacts(workflow.metadata.get("ca_artifacts")))
             plan.artifacts[Artifact.INPUTS] = to_json_text(workflow.inputs)
-            outputs = workflow.outputs if not failed else None
+            outputs = workflow.outputs if run_status == Status.FINISHED else None
             plan.artifacts[Artifact.OUTPUTS] = to_json_text(outputs)
             if workflow.error is not None:
                 plan.artifacts[Artifact.ERROR] = _format_exception(workflow.error)
@@ -212,12 +220,12 @@ class Assembler:
         facts = [f for n in subtree for f in facts_by_node.get(id(n), [])]
         usage = sum((f.usage for f in facts), TokenUsage())
         end_ns = node.end_ns or node.start_ns
-        failed = node.status == "FAILED"
+        run_status = _run_status(node.status)
         plan = RunPlan(
-            run_name=f"node_{node.node_id}",
+            run_name=f"{NODE_RUN_PREFIX}{node.node_id}",
             start_ms=node.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
-            status="FAILED" if failed else "FINISHED",
+            status=run_status,
             node=node,
             calls=own_facts,
         )
@@ -240,7 +248,7 @@ class Assembler:
             Metric.LLM_CALLS: len(facts),
             Metric.CACHED_INPUT_TOKENS: usage.cache_read,
             Metric.REASONING_TOKENS: usage.reasoning,
-            Metric.STATUS: 0 if failed else 1,
+            Metric.STATUS: 1 if run_status == Status.FINISHED else 0,
         }
         ttft = [
             (f.call.first_token_ns - f.call.start_ns) / 1e6
@@ -258,10 +266,12 @@ class Assembler:
                 Tag.KIND: Kind.NODE,
                 Tag.NODE_ID: node.node_id,
                 Tag.LANGCHAIN_RUN_ID: str(node.run_id),
-                Tag.STATUS: "FAILED" if failed else node.status,
+                Tag.STATUS: _status_tag(run_status, node.status == Status.INTERRUPTED),
                 **usage_tags(facts),
             }
         )
+        if node.handoff_to:
+            plan.tags[Tag.HANDOFF_TO] = node.handoff_to[:MAX_TAG_VALUE]
         if node.error is not None:
             plan.tags[Tag.ERROR_TYPE] = type(node.error).__name__
             plan.tags[Tag.ERROR_MESSAGE] = safe_str(node.error)
@@ -403,12 +413,21 @@ def _format_exception(error: BaseException) -> str:
 def _run_name(
     workflow: WorkflowRecord, template: str | None, redact: Callable[[str], str] | None = None
 ) -> str:
-    """The run name; with redaction each text value is redacted before it is placed, since a
-    detector may not see an email once the template glues ``-20261130`` to it."""
-    if not template:
-        return workflow.name
+    """The run's name: the template, or by default ``{workflow_name} v{version} {short_id}``.
+
+    The short id (the last 8 hex digits of the LangChain run id; its first digits are a
+    timestamp, shared by runs started together) tells apart runs of one workflow at a
+    glance in MLflow's run list and compare view. With redaction each text value is
+    redacted before it is placed, since a detector may not see an email once a template
+    glues ``-20261130`` to it.
+    """
     import datetime as dt
 
+    short_id = workflow.run_id.hex[-8:]
+    if not template:
+        version = f" v{workflow.version}" if workflow.version else ""
+        name = workflow.name if redact is None else redact(workflow.name)
+        return f"{name}{version} {short_id}"
     started = dt.datetime.fromtimestamp(workflow.start_ns / 1e9, tz=dt.UTC)
     values: dict[str, Any] = {
         k: v for k, v in workflow.metadata.items() if isinstance(k, str) and k.isidentifier()
@@ -418,6 +437,8 @@ def _run_name(
         workflow_version=workflow.version or "",
         timestamp=started.strftime("%Y%m%d-%H%M%S"),
         date=started.strftime("%Y-%m-%d"),
+        short_id=short_id,
+        run_id=str(workflow.run_id),
     )
     if redact is not None:
         values = {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}
@@ -425,6 +446,33 @@ def _run_name(
         return template.format_map(_Missing(values))
     except Exception:  # a bad template or a metadata value whose __str__ raises
         return workflow.name
+
+
+def _run_status(status: str) -> str:
+    """MLflow's run status for a record status: INTERRUPTED is a FINISHED run with a tag."""
+    if status in (Status.FAILED, Status.KILLED):
+        return status
+    return Status.FINISHED
+
+
+def _status_tag(run_status: str, interrupted: bool) -> str:
+    if run_status == Status.FINISHED and interrupted:
+        return Status.INTERRUPTED
+    return run_status
+
+
+def _outcome_tags(workflow: WorkflowRecord, run_status: str) -> dict[str, str]:
+    """Why a parent run is KILLED (stop_reason) or where an INTERRUPTED one paused."""
+    tags: dict[str, str] = {}
+    if run_status == Status.KILLED:
+        tags[Tag.STOP_REASON] = workflow.stop_reason or StopReason.CLOSED_EARLY
+    elif run_status == Status.FINISHED and workflow.interrupted:
+        tags[Tag.INTERRUPTED] = "true"
+        if workflow.interrupt_kind:
+            tags[Tag.INTERRUPT_KIND] = workflow.interrupt_kind
+        if workflow.interrupted_at:
+            tags[Tag.INTERRUPTED_AT] = ",".join(workflow.interrupted_at)[:MAX_TAG_VALUE]
+    return tags
 
 
 class _Missing(dict):

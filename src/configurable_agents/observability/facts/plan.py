@@ -47,7 +47,7 @@ class RunPlan:
     run_name: str
     start_ms: int
     end_ms: int
-    status: str  # FINISHED | FAILED
+    status: str  # MLflow run status: FINISHED | FAILED | KILLED
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)

@@ -76,6 +76,7 @@ class MlflowSink(Sink):
         self._run_ids: dict[str, str] = {}
         self.last_run_id: str | None = None
         self._system_metrics = SystemMetrics(self.diagnostics)
+        _import_mlflow_here(config.log_traces)
 
     @property
     def up(self) -> bool:
@@ -355,3 +356,19 @@ class MlflowSink(Sink):
         if self.counters.get("spooled") > self.counters.get("replayed"):
             self.drain(force=True)
         return self.counters.get("spooled") <= self.counters.get("replayed")
+
+
+def _import_mlflow_here(with_traces: bool) -> None:
+    """Import MLflow now, on the thread building the handler, not later on our worker.
+
+    MLflow's package imports are circular (``mlflow`` <-> ``mlflow.entities``): when our
+    worker imported it lazily while the app ran its own ``import mlflow``, one of the two
+    threads got a partially initialized module (``ImportError: cannot import name 'Run'``),
+    failing the app's import or our export. Importing once here makes both later imports
+    no-ops. It costs one MLflow import (about 1-2.5 s, nothing when the app already
+    imported MLflow) when a handler with MLflow enabled is built.
+    """
+    import configurable_agents.observability.sinks.mlflow.writer
+
+    if with_traces:
+        import configurable_agents.observability.sinks.mlflow.traces  # noqa: F401
