@@ -84,6 +84,13 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
+    # Evaluation: an example's workflow run points at its evaluation run.
+    EVAL_RUN_ID: Final = "eval_run_id"
+    EVAL_EXAMPLE_ID: Final = "eval_example_id"
+    EVAL_ROLE: Final = "eval_role"  # an EvalRole value
+    EVAL_DATASET: Final = "eval_dataset"
+    EVAL_DATASET_DIGEST: Final = "eval_dataset_digest"
+    EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
 
 
 class Kind:
@@ -91,6 +98,29 @@ class Kind:
 
     WORKFLOW: Final = "workflow"
     NODE: Final = "node"
+    EVALUATION: Final = "evaluation"  # an evaluation run (its examples are workflow runs)
+
+
+class EvalRole:
+    """Values of :attr:`Tag.EVAL_ROLE`: what a run does within an evaluation."""
+
+    EXAMPLE: Final = "example"
+    JUDGE: Final = "judge"
+
+
+class EvalMetric:
+    """Metrics of an evaluation run (each scorer's mean is ``<scorer>/mean``, MLflow's name)."""
+
+    ACCURACY: Final = "accuracy"
+    EXAMPLES: Final = "example_count"
+    CORRECT: Final = "correct_count"
+    ERRORS: Final = "error_count"
+    LATENCY_MEAN_S: Final = "latency_mean_s"
+    LATENCY_P95_S: Final = "latency_p95_s"
+    TOTAL_COST_USD: Final = "total_cost_usd"
+    COST_PER_EXAMPLE_USD: Final = "cost_per_example_usd"
+    COST_PER_CORRECT_USD: Final = "cost_per_correct_usd"
+    JUDGE_COST_USD: Final = "judge_cost_usd"
 
 
 class Status:
@@ -123,6 +153,7 @@ class Artifact:
     PROMPT: Final = "prompt.txt"
     RESPONSE: Final = "response.txt"
     PARAMS_DIR: Final = "params"
+    EVAL_TABLE: Final = "eval_results.json"  # per-example table of an evaluation run
 
 
 # Invocation metadata keys that become attribution tags on the parent and every node.
