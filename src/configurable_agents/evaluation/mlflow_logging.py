@@ -20,7 +20,6 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Feedback
-from mlflow.genai.scorers import scorer as mlflow_scorer
 
 from configurable_agents.evaluation.dataset import Dataset
 from configurable_agents.evaluation.results import ExampleResult
@@ -66,6 +65,8 @@ def _identity(dataset: Dataset, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _replayed_scorer(name: str, by_trace: dict[str, ExampleResult]) -> Any:
+    from mlflow.genai.scorers import scorer as mlflow_scorer
+
     def replay(trace: Any) -> Feedback:
         result = by_trace[trace.info.trace_id]
         score = result.scores[name]

@@ -19,7 +19,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from mlflow import MlflowClient
 
-from configurable_agents.evaluation import mlflow_logging, versions
+from configurable_agents.evaluation import mlflow_logging, prompts, versions
 from configurable_agents.evaluation.dataset import Dataset, Example, load_dataset
 from configurable_agents.evaluation.results import (
     EvaluationResult,
@@ -172,10 +172,10 @@ def _evaluate(
             mlflow.log_input(mlflow_logging.mlflow_dataset(data))
         mlflow.log_metrics(metrics, model_id=model_id)
         mlflow_logging.log_table(results)
+        run_ids = [r.run_id for r in results if r.run_id]
         if model_id:
-            versions.link_runs(client, model_id, [r.run_id for r in results if r.run_id])
-        for prompt in prompt_versions:
-            client.link_prompt_version_to_run(eval_run_id, prompt)
+            versions.link_runs(client, model_id, run_ids)
+        prompts.link_prompts(client, [eval_run_id, *run_ids], list(prompt_versions))
     return EvaluationResult(run_id=eval_run_id, experiment_id=experiment.experiment_id,
                             dataset=data, examples=results, metrics=metrics,
                             model_id=model_id, judge_cost_usd=judge_cost, notes=notes)
