@@ -27,7 +27,15 @@ from configurable_agents.evaluation.results import (
     summary_metrics,
 )
 from configurable_agents.evaluation.scorers import Contains, Score, Scorer, as_scorer
-from configurable_agents.names import PRICING_UNKNOWN, EvalMetric, EvalRole, Kind, Metric, Param, Tag
+from configurable_agents.names import (
+    PRICING_UNKNOWN,
+    EvalMetric,
+    EvalRole,
+    Kind,
+    Metric,
+    Param,
+    Tag,
+)
 from configurable_agents.observability import MLflowCallbackHandler
 
 Invoke = Callable[[dict[str, Any], dict[str, Any]], Any]  # (inputs, RunnableConfig) -> output

@@ -9,6 +9,7 @@ The first scorer of an evaluation decides which answers count as *correct*
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -139,10 +140,8 @@ class JsonFieldMatch:
         except (ValueError, KeyError, IndexError, TypeError):
             return Score(0.0, f"output has no JSON field {self.field!r}")
         expected = example.expected
-        try:
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
             expected = _dig(_json_value(expected), self.field)
-        except (ValueError, KeyError, IndexError, TypeError):
-            pass
         ok = actual == expected or normalize(actual) == normalize(expected)
         return _from_bool(ok, f"{self.field} matches", f"{self.field} = {actual!r}")
 
