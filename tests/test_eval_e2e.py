@@ -98,6 +98,8 @@ def test_the_evaluation_run_mlflow_shows(qa_runs: dict, mlflow_store: str) -> No
     assert [m.model_id for m in run.inputs.model_inputs] == [v1.model_id]
     assert [m.model_id for m in client.get_run(example.run_id).inputs.model_inputs] == [
         v1.model_id]
+    linked = client.search_traces(locations=[v1.experiment_id], model_id=v1.model_id)
+    assert sorted(t.info.trace_id for t in linked) == sorted(e.trace_id for e in v1.examples)
 
 
 def test_report_compare_adds_quality_with_intervals(qa_runs: dict, mlflow_store: str) -> None:

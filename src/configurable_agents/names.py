@@ -91,6 +91,8 @@ class Tag:
     EVAL_DATASET: Final = "eval_dataset"
     EVAL_DATASET_DIGEST: Final = "eval_dataset_digest"
     EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
+    # A LoggedModel id (set through ca_tags): the MLflow sink puts it on the run's trace.
+    MODEL_ID: Final = "configurable_agents.model_id"
 
 
 class Kind:

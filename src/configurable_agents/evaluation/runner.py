@@ -165,7 +165,7 @@ def _evaluate(
         mlflow.log_params({Param.WORKFLOW_NAME: name, Param.WORKFLOW_VERSION: version,
                            "dataset": data.name, "scorers": ",".join(s.name for s in scorers)})
         results = _run_examples(invoke, data, scorers, handler, judge_handler, metadata,
-                                eval_run_id, output_key, name, version)
+                                eval_run_id, output_key, name, model_id)
         _read_back(client, handler, results)
         judge_cost = _judge_cost(client, judge_handler, eval_run_id)
         metrics = summary_metrics(results)
@@ -192,16 +192,17 @@ def _evaluate(
 def _run_examples(
     invoke: Invoke, data: Dataset, scorers: list[Scorer], handler: MLflowCallbackHandler,
     judge_handler: MLflowCallbackHandler | None, metadata: dict[str, Any], eval_run_id: str,
-    output_key: str | None, name: str, version: str,
+    output_key: str | None, name: str, model_id: str | None,
 ) -> list[ExampleResult]:
     results: list[ExampleResult] = []
     for example in data.examples:
         root_id = uuid4()
         tags = {Tag.EVAL_RUN_ID: eval_run_id, Tag.EVAL_EXAMPLE_ID: example.id,
                 Tag.EVAL_ROLE: EvalRole.EXAMPLE}
+        example_tags = {**tags, **({Tag.MODEL_ID: model_id} if model_id else {})}
         run_config: dict[str, Any] = {
             "callbacks": [handler], "run_id": root_id, "run_name": name,
-            "metadata": _merge_metadata(metadata, tags),
+            "metadata": _merge_metadata(metadata, example_tags),
         }
         result = ExampleResult(id=example.id, inputs=example.inputs, expected=example.expected,
                                primary=scorers[0].name)

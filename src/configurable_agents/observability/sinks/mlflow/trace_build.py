@@ -352,6 +352,8 @@ class _TraceBuilder:
             metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
         if plan.calls:
             metadata[TraceMetadataKey.COST] = json.dumps(trace_cost(plan))
+        if model_id := plan.tags.get(Tag.MODEL_ID):  # the Agent versions page's link
+            metadata[TraceMetadataKey.MODEL_ID] = model_id[:METADATA_CHARS]
         tags = {
             k: v[:TAG_VALUE_CHARS] for k, v in plan.tags.items() if not k.startswith("mlflow.")
         }
