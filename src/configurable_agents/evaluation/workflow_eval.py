@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from mlflow import MlflowClient
 
 from configurable_agents.config.schema import MLFlowConfig
@@ -75,6 +76,9 @@ def evaluate_workflow(
     config = mlflow_config(flow, tracking_uri, experiment)
     prompt_versions: list[Any] = []
     if config.register_prompts if register_prompts is None else register_prompts:
+        # MLflow lists a prompt under the experiment that is active when it is registered.
+        mlflow.set_tracking_uri(config.tracking_uri)
+        mlflow.set_experiment(config.experiment_name)
         prompt_versions = register_workflow_prompts(MlflowClient(config.tracking_uri), flow)
     demo_tag = use_demo or any(flow.node_llm(n).provider == "demo" for n in flow.nodes)
     handler = MLflowCallbackHandler(
