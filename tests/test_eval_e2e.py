@@ -202,3 +202,16 @@ def test_eval_cli_end_to_end(mlflow_store: str, experiment_name: str) -> None:
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["metrics"][EvalMetric.ACCURACY] == 0.85
     assert data["metrics"][EvalMetric.COST_PER_CORRECT_USD] == pytest.approx(V2_TOTAL / 17)
+
+
+def test_make_demo_prints_the_quality_verdict(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from configurable_agents import demo
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert demo.main(["--runs", "1", "--tracking-uri", uri]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "qa_assistant.yaml: accuracy 95%" in out
+    assert "qa_assistant_v2.yaml: accuracy 85%" in out
+    assert ("v2.0.0: -91% cost [-92%, -89%], accuracy -10.0 pp [-25.0, +0.0]: "
+            "no significant quality change (95% CI, 20 paired examples)") in out
