@@ -40,6 +40,7 @@ from configurable_agents.observability import MLflowCallbackHandler
 
 Invoke = Callable[[dict[str, Any], dict[str, Any]], Any]  # (inputs, RunnableConfig) -> output
 _CA_TAGS = "ca_tags"  # invocation metadata key whose dict becomes parent-run tags
+EXPORT_WAIT_S = 300.0  # how long to wait for the example runs to be written
 
 
 class EvaluationError(RuntimeError):
@@ -166,12 +167,14 @@ def _evaluate(
                            "dataset": data.name, "scorers": ",".join(s.name for s in scorers)})
         results = _run_examples(invoke, data, scorers, handler, judge_handler, metadata,
                                 eval_run_id, output_key, name, model_id)
-        _read_back(client, handler, results)
+        notes: list[str] = []
+        if not _read_back(client, handler, results):
+            notes.append(f"some example runs were not written within {EXPORT_WAIT_S:.0f} s; "
+                         "their cost, trace and assessments are missing")
         judge_cost = _judge_cost(client, judge_handler, eval_run_id)
         metrics = summary_metrics(results)
         if judge_cost is not None:
             metrics[EvalMetric.JUDGE_COST_USD] = judge_cost
-        notes: list[str] = []
         try:
             mlflow_logging.log_with_mlflow_genai(client, data, results,
                                                  [s.name for s in scorers], model_id)
@@ -228,9 +231,14 @@ def _run_examples(
 
 
 def _read_back(client: MlflowClient, handler: MLflowCallbackHandler,
-               results: list[ExampleResult]) -> None:
-    """Each example's MLflow run id, trace id and cost, as the handler logged them."""
-    handler.flush()
+               results: list[ExampleResult]) -> bool:
+    """Each example's MLflow run id, trace id and cost, as the handler logged them.
+
+    Waits for every example run to be written (False if that took over EXPORT_WAIT_S):
+    the metrics need their costs, and ``mlflow.genai.evaluate`` must not start while the
+    handler's threads still write (MLflow's import hooks can deadlock with them).
+    """
+    written = handler.flush(timeout=max(handler.config.flush_timeout_s, EXPORT_WAIT_S))
     for result in results:
         langchain_id = result.run_id or ""
         run_id = handler.run_id_for(langchain_id)
@@ -241,14 +249,14 @@ def _read_back(client: MlflowClient, handler: MLflowCallbackHandler,
         result.trace_id = run.data.tags.get(Tag.TRACE_ID)
         if run.data.tags.get(Tag.PRICING) != PRICING_UNKNOWN:
             result.cost_usd = run.data.metrics.get(Metric.TOTAL_COST_USD)
+    return written
 
 
 def _judge_cost(client: MlflowClient, judge: MLflowCallbackHandler | None,
                 eval_run_id: str) -> float | None:
     if judge is None:
         return None
-    judge.flush()
-    judge.close()
+    judge.close(timeout=max(judge.config.flush_timeout_s, EXPORT_WAIT_S))
     runs = client.search_runs(
         [mlflow.get_experiment_by_name(judge.config.experiment_name).experiment_id],
         filter_string=f"tags.{Tag.EVAL_RUN_ID} = '{eval_run_id}' and "
