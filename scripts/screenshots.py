@@ -63,6 +63,13 @@ DISMISS_TIPS_JS = """
 """
 
 
+FOCUS_SEARCH_JS = "document.querySelector('input[placeholder*=\"metrics\"]')?.focus()"
+# The Evaluation runs view lists every run of the experiment, example runs included:
+# show only the evaluation runs.
+EVALUATION_RUNS_FILTER = "tags.`configurable_agents.kind` = 'evaluation'"
+SEARCHES = {"mlflow_evaluation_runs.png": EVALUATION_RUNS_FILTER}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -166,8 +173,11 @@ def seed(url: str) -> tuple[str, str, str]:
     return experiment.experiment_id, run_id, trace_id
 
 
-def seed_evaluations(url: str) -> str:
-    """QA v1.0.0 and v2.0.0 evaluated through the server, prompts registered; experiment id."""
+def seed_evaluations(url: str) -> tuple[str, str]:
+    """QA v1.0.0 and v2.0.0 evaluated through the server, prompts registered.
+
+    Returns the experiment id and v2.0.0's evaluation run id.
+    """
     from mlflow import MlflowClient
 
     from configurable_agents.evaluation.scorers import Contains
@@ -182,7 +192,7 @@ def seed_evaluations(url: str) -> str:
               f"${result.cost_per_correct_usd:.6f}, run {result.run_id}")
     experiment = MlflowClient(url).get_experiment_by_name(QA_EXPERIMENT)
     assert experiment is not None
-    return experiment.experiment_id
+    return experiment.experiment_id, result.run_id
 
 
 class Browser:
@@ -239,13 +249,21 @@ class Browser:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
-    def screenshot(self, url: str, target: Path, width: int, height: int) -> None:
+    def screenshot(self, url: str, target: Path, width: int, height: int,
+                   search: str | None = None) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=False)
         self.call("Page.navigate", url=url)
         time.sleep(SETTLE_S)
         self.call("Runtime.evaluate", expression=DISMISS_TIPS_JS)
         time.sleep(1.0)
+        if search:  # typed into the page's search box, as a user would
+            self.call("Runtime.evaluate", expression=FOCUS_SEARCH_JS)
+            self.call("Input.insertText", text=search)
+            for kind in ("keyDown", "keyUp"):
+                self.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                          windowsVirtualKeyCode=13)
+            time.sleep(SETTLE_S / 2)
         data = self.call("Page.captureScreenshot", format="png")["data"]
         target.write_bytes(base64.b64decode(data))
         _shrink(target)
@@ -280,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with mlflow_server(workdir, port) as url:
             experiment_id, run_id, trace_id = seed(url)
-            qa_experiment_id = seed_evaluations(url)
+            qa_experiment_id, eval_run_id = seed_evaluations(url)
             qa = f"http://{BROWSER_HOST}:{port}/#/experiments/{qa_experiment_id}"
             base = f"http://{BROWSER_HOST}:{port}/#/experiments/{experiment_id}"
             pages = {
@@ -292,13 +310,16 @@ def main(argv: list[str] | None = None) -> int:
                 "mlflow_run.png": f"{base}/runs/{run_id}",
                 "mlflow_run_traces.png": f"{base}/runs/{run_id}/traces",
                 "mlflow_evaluation_runs.png": f"{qa}/evaluation-runs",
+                # v2.0.0's evaluation run: its example traces with their assessments.
+                "mlflow_evaluation_traces.png": f"{qa}/runs/{eval_run_id}/traces",
                 "mlflow_prompts.png": f"{qa}/prompts",
                 "mlflow_agent_versions.png": f"{qa}/models",
             }
             with Browser(chromium, workdir / "chromium-profile") as browser:
                 for name, page in pages.items():
                     width, height = SIZES.get(name, (1600, 1000))
-                    browser.screenshot(page, args.out / name, width, height)
+                    browser.screenshot(page, args.out / name, width, height,
+                                       search=SEARCHES.get(name))
     finally:
         if args.keep:
             print(f"store kept in {workdir}")
