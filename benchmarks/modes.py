@@ -106,16 +106,21 @@ class OursMode(Mode):
         async_logging: bool = True,
         redact: bool = False,
         experiment_template: bool = False,
+        sink: str | None = None,
         **config: Any,
     ):
         super().__init__()
         self.async_logging = async_logging
         self.redact = redact
+        # "otel" or "prometheus": that sink on beside MLflow (caller overhead on vs off).
+        self.sink = sink
         # A per-invocation experiment template no invocation satisfies: with
         # tenant_fail_closed the exporter discards every workflow (caller-cost isolation).
         self.experiment_template = experiment_template
         self.extra_config = config
-        if redact:
+        if sink is not None:
+            self.name, self.label = f"ours_{sink}", f"ours, async + {sink} sink"
+        elif redact:
             self.name, self.label = "ours_redact", "ours, async + redact_pii"
             try:
                 from configurable_agents.observability.privacy.redaction import Redactor  # noqa: F401
@@ -141,11 +146,29 @@ class OursMode(Mode):
             **self.extra_config,
         )
         return MLflowCallbackHandler(
-            config,
+            self._with_sink(config),
             workflow_name=workflow_name,
             workflow_version="1.0.0",
             params={"global_model": "gemini-2.5-flash", "global_temperature": 0.7},
         )
+
+    def _with_sink(self, mlflow_config: Any) -> Any:
+        """The MLflow block alone, or with the OpenTelemetry or Prometheus sink beside it."""
+        if self.sink is None:
+            return mlflow_config
+        from configurable_agents.config.schema import ObservabilityConfig
+
+        if self.sink == "otel":
+            from benchmarks.otlp_receiver import endpoint
+            from configurable_agents.config.otel_config import OTelConfig
+
+            return ObservabilityConfig(
+                mlflow=mlflow_config,
+                otel=OTelConfig(enabled=True, endpoint=endpoint(), protocol="http/protobuf"),
+            )
+        from configurable_agents.config.prometheus_config import PrometheusConfig
+
+        return ObservabilityConfig(mlflow=mlflow_config, prometheus=PrometheusConfig(enabled=True))
 
     def open(self, store: str, experiment: str, workload: Workload) -> None:
         self.handler = self.make_handler(store, experiment, workload.name)
@@ -360,6 +383,8 @@ def all_modes() -> list[Mode]:
         OursMode(async_logging=True),
         OursMode(async_logging=False),
         OursMode(async_logging=True, redact=True),
+        OursMode(async_logging=True, sink="otel"),
+        OursMode(async_logging=True, sink="prometheus"),
         AutologMode(),
         FluentSketchMode(),
         CommunityMode(),

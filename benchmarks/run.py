@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true", help="do not touch the markdown")
     parser.add_argument("--memory-invocations", type=int, help="override the memory count")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--workloads", help="comma-separated workload names (default: all)")
+    parser.add_argument("--modes", help="comma-separated mode names (default: all)")
+    parser.add_argument("--latency-seconds", type=float, help="latency budget per workload")
+    parser.add_argument("--throughput-seconds", type=float, help="throughput time budget")
+    parser.add_argument("--throughput-variants", help="comma-separated writers to measure")
     args = parser.parse_args(argv)
 
     from benchmarks import report
@@ -225,6 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.quick() if args.quick else Plan.full()
     if args.memory_invocations is not None:
         plan.memory_invocations = args.memory_invocations
+    if args.workloads:
+        plan.workloads = tuple(args.workloads.split(","))
+    if args.modes:
+        plan.modes = tuple(args.modes.split(","))
+    if args.latency_seconds is not None:
+        plan.latency_seconds = {"*": args.latency_seconds}
+    if args.throughput_seconds is not None:
+        plan.throughput_seconds = args.throughput_seconds
+    if args.throughput_variants:
+        plan.throughput_variants = tuple(args.throughput_variants.split(","))
     sections = tuple(args.only) if args.only else SECTIONS
     results = run(plan, sections, seed=args.seed)
     args.json.parent.mkdir(parents=True, exist_ok=True)

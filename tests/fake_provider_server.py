@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,6 +39,8 @@ class FakeProviderServer:
         self.openai_usage: dict[str, Any] = {}
         self.anthropic_usage: dict[str, Any] = {}
         self.gemini_usage: dict[str, Any] = {}
+        # Optional: the OpenAI reply text for a request body (default: TEXT_PARTS joined).
+        self.openai_reply: Callable[[dict[str, Any]], str] | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -132,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
                 **base,
                 "object": "chat.completion",
                 "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "".join(TEXT_PARTS),
+                             "message": {"role": "assistant", "content": self._openai_text(body),
                                          "refusal": None}}],
                 "usage": usage,
             })
@@ -156,6 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
                                   "usage": usage}))
         events.append((None, "[DONE]"))
         self._sse(events)
+
+    def _openai_text(self, body: dict[str, Any]) -> str:
+        reply = self.server_owner.openai_reply
+        return reply(body) if reply is not None else "".join(TEXT_PARTS)
 
     # -- Anthropic -----------------------------------------------------------------
 

@@ -54,6 +54,7 @@ MLFLOW_DEFAULTS = {
     "tag_metadata_keys": [],
     "pricing": None,  # user prices: a mapping or a YAML path
     "spool_dir": None,  # ~/.cache/configurable-agents/spool/<uri hash>
+    "spool_max_bytes": 1 << 30,  # 1 GiB; past it new workflows are dropped (counted)
     "block_on_full": False,
     "quarantine_experiment": "configurable_agents_quarantine",
     "tenant_fail_closed": False,

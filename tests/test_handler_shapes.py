@@ -97,7 +97,7 @@ def test_sequential_graph_parent_and_nested_runs(mlflow_store, experiment_name, 
     assert len(parents) == 1 and len(nodes) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == "article_writer"
+    assert parent.info.run_name == f"article_writer v1.0.0 {root_id.hex[-8:]}"
     assert parent.data.tags["langchain_run_id"] == str(root_id)
     assert handler.run_id_for(root_id) == parent.info.run_id
     assert parent.data.params["workflow_name"] == "article_writer"

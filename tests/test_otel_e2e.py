@@ -209,3 +209,27 @@ def test_fastapi_request_trace_reaches_every_model_call(receiver: HttpReceiver) 
         assert root.parent_span_id in {s.span_id for s in spans if s.resource.get(
             "service.name") != "configurable-agents"}
     app_provider.shutdown()
+
+
+def test_otel_from_config_alone_with_mlflow_off(receiver: HttpReceiver) -> None:
+    """The user path: `observability.otel.enabled: true` in a config block, MLflow off."""
+    from configurable_agents.observability import MLflowCallbackHandler
+
+    handler = MLflowCallbackHandler({
+        "observability": {
+            "mlflow": {"enabled": False},
+            "otel": {"enabled": True, "endpoint": receiver.endpoint,
+                     "service_name": "reviewer-service"},
+        }
+    })
+    assert [s.name for s in handler.sinks] == ["otel"]
+    result = GRAPH.invoke({"question": "q"}, _config(handler, 80))
+    assert result["answer"] == "fine answer"
+    assert handler.flush(30)
+    spans = receiver.received.snapshot()
+    [trace] = _traces(spans).values()
+    root = next(s for s in trace if s.name == "invoke_workflow reviewer")
+    assert root.parent_span_id in ("", None)  # no app span: the invocation is the root
+    assert _check_tree(trace, root.parent_span_id) == 160
+    assert handler.stats().sinks["otel"].exported == 1
+    handler.close()

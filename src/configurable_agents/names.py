@@ -38,6 +38,7 @@ class Metric:
     TOTAL_CACHE_WRITE_TOKENS: Final = "total_cache_write_tokens"
     TOTAL_REASONING_TOKENS: Final = "total_reasoning_tokens"
     TOTAL_TOKENS: Final = "total_tokens"
+    FALLBACK_COUNT: Final = "fallback_count"  # attempts `with_fallbacks` moved past
 
     NODE_DURATION_MS: Final = "node_duration_ms"
     INPUT_TOKENS: Final = "input_tokens"
@@ -47,6 +48,13 @@ class Metric:
     CACHED_INPUT_TOKENS: Final = "cached_input_tokens"
     REASONING_TOKENS: Final = "reasoning_tokens"
     TIME_TO_FIRST_TOKEN_MS: Final = "time_to_first_token_ms"
+
+    # DSPy evaluations and optimizations (observability/dspy_*.py).
+    SCORE: Final = "score"  # an Evaluate's aggregate score, as DSPy reports it (0-100)
+    BASELINE_SCORE: Final = "baseline_score"
+    OPTIMIZED_SCORE: Final = "optimized_score"
+    SCORE_DELTA: Final = "score_delta"
+    EXAMPLES: Final = "examples"
 
 
 class Tag:
@@ -80,6 +88,11 @@ class Tag:
     MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
     MLFLOW_RUN_NAME: Final = "mlflow.runName"
     STOP_REASON: Final = "stop_reason"  # with status KILLED: a StopReason value
+    # Where a node sent control with Command(graph=Command.PARENT, goto=...).
+    HANDOFF_TO: Final = "handoff_to"
+    # With status INTERRUPTED: why (an InterruptKind value) and at which node(s).
+    INTERRUPT_KIND: Final = "interrupt_kind"
+    INTERRUPTED_AT: Final = "interrupted_at"
     # Attribution tags the read side groups by (keys of ATTRIBUTION_KEYS).
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
@@ -93,6 +106,11 @@ class Tag:
     EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
     # A LoggedModel id (set through ca_tags): the MLflow sink puts it on the run's trace.
     MODEL_ID: Final = "configurable_agents.model_id"
+    # DSPy optimization: which side a run is, and the runs it links to.
+    DSPY_ROLE: Final = "dspy.role"  # "optimization" | "baseline" | "optimized"
+    DSPY_BASELINE_RUN: Final = "dspy.baseline_eval_langchain_run_id"
+    DSPY_OPTIMIZED_RUN: Final = "dspy.optimized_eval_langchain_run_id"
+    DSPY_OPTIMIZATION_RUN: Final = "dspy.optimization_langchain_run_id"
 
 
 class Kind:
@@ -142,6 +160,14 @@ class StopReason:
     CANCELLED: Final = "cancelled"  # the awaiting task was cancelled
 
 
+class InterruptKind:
+    """Values of :attr:`Tag.INTERRUPT_KIND`: what paused the graph."""
+
+    INTERRUPT: Final = "interrupt"  # interrupt() inside a node
+    BEFORE: Final = "interrupt_before"  # static breakpoint before a node
+    AFTER: Final = "interrupt_after"  # static breakpoint after a node
+
+
 # Value of :attr:`Tag.PRICING` when some call had no known price.
 PRICING_UNKNOWN: Final = "unknown"
 
@@ -155,7 +181,11 @@ class Artifact:
     PROMPT: Final = "prompt.txt"
     RESPONSE: Final = "response.txt"
     PARAMS_DIR: Final = "params"
-    EVAL_TABLE: Final = "eval_results.json"  # per-example table of an evaluation run
+    OPTIMIZED_PROGRAM: Final = "optimized_program.json"  # DSPy's own save format
+    PROGRAM_DIFF: Final = "program_diff.md"  # instructions and demos, baseline vs optimized
+    # One row per example: a DSPy evaluation's (inputs, prediction, score), or an
+    # evaluation run's (id, inputs, expected, output, score, correct, cost_usd, ...).
+    EVAL_RESULTS: Final = "eval_results.json"
 
 
 # Invocation metadata keys that become attribution tags on the parent and every node.

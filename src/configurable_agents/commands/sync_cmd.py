@@ -22,7 +22,11 @@ def sync(
     """Write workflows spooled while MLflow was unreachable; safe to run from several places."""
     from configurable_agents.observability.sinks.mlflow.replay import replay_spool
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
-    from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
+    from configurable_agents.observability.sinks.spool import (
+        Spool,
+        SpoolUnsafeError,
+        spool_dir_for,
+    )
 
     try:
         base = resolved_mlflow(load_global_config(config)) if config else MLFlowConfig()
@@ -35,7 +39,17 @@ def sync(
     except (ConfigError, ValueError) as exc:
         typer.echo(f"Invalid configuration: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    spool = Spool(spool_dir_for(mlflow_config.tracking_uri, mlflow_config.spool_dir))
+    spool = Spool(spool_dir_for(mlflow_config.tracking_uri, mlflow_config.spool_dir),
+                  max_bytes=mlflow_config.spool_max_bytes)
+    try:
+        spool.check_safe()
+    except SpoolUnsafeError as exc:
+        typer.echo(f"Refusing to sync: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    spool.recover()  # claims and temp files left by dead processes
+    for entry in spool.hostile():
+        typer.echo(f"Skipped {entry.name}: not a regular file (links and devices are never "
+                   "read)", err=True)
     pending = len(spool)
     if pending == 0:
         typer.echo(f"Nothing to sync in {spool.directory}.")
@@ -45,12 +59,17 @@ def sync(
     result = replay_spool(
         spool, writer, on_error=lambda exc: errors.append(f"{type(exc).__name__}: {exc}")
     )
+    for line in result.bad_files:
+        typer.echo(f"Set aside {_printable(line)}", err=True)
     left = len(spool)
     traces = f" (with {result.traces} traces)" if result.traces else ""
     typer.echo(
         f"Synced {result.written} of {pending} spooled workflows{traces} to "
         f"{mlflow_config.display_tracking_uri}; {left} left in {spool.directory}."
     )
+    if result.bad_files:
+        typer.echo(f"{len(result.bad_files)} set aside in {spool.directory / 'rejected'} "
+                   "(each with a .reason.txt); they are not retried.", err=True)
     if result.trace_errors:
         typer.echo(f"{result.trace_errors} traces could not be written; their runs were "
                    "(see the warnings above).", err=True)
@@ -58,3 +77,8 @@ def sync(
         message = errors[0].replace(mlflow_config.tracking_uri, mlflow_config.display_tracking_uri)
         typer.echo(f"Stopped at an MLflow error: {message}", err=True)
         raise typer.Exit(code=1)
+
+
+def _printable(text: str) -> str:
+    """One line, no terminal control characters (file names and reasons are untrusted)."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:500]

@@ -81,7 +81,11 @@ class MLFlowConfig(StrictModel):
     experiment_name: str = "configurable_agents"
     run_name: str | None = Field(
         default=None,
-        description="Template: {workflow_name}, {timestamp}, {date} and invocation metadata keys.",
+        description=(
+            "Template: {workflow_name}, {workflow_version}, {timestamp}, {date}, {short_id}, "
+            "{run_id} and invocation metadata keys "
+            "(default: '{workflow_name} v{workflow_version} {short_id}')."
+        ),
     )
     log_artifacts: bool = True
     log_system_metrics: bool = False
@@ -107,6 +111,12 @@ class MLFlowConfig(StrictModel):
         default=None,
         description="Where workflows wait while MLflow is unreachable; default "
         "~/.cache/configurable-agents/spool/<hash of tracking_uri>.",
+    )
+    spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Spool size cap (default 1 GiB); past it new workflows are dropped "
+        "and counted (stats().dropped), with a warning from 80% full.",
     )
     block_on_full: bool = False
     quarantine_experiment: str = "configurable_agents_quarantine"

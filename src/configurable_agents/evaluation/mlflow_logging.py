@@ -108,4 +108,4 @@ def log_table(examples: Sequence[ExampleResult]) -> None:
     """The per-example table, viewable in the run's artifacts (and read by ``report``)."""
     rows = [e.row() for e in examples]
     if rows:
-        mlflow.log_table(data=pd.DataFrame(rows), artifact_file=Artifact.EVAL_TABLE)
+        mlflow.log_table(data=pd.DataFrame(rows), artifact_file=Artifact.EVAL_RESULTS)

@@ -52,6 +52,7 @@ class ExporterStats:
     pending_workflows: int
     backend_up: bool
     sinks: dict[str, SinkStats] = field(default_factory=dict)
+    rejected: int = 0  # workflows MLflow refused or unreadable spool files, set aside
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +85,7 @@ class MLflowCallbackHandler(CallbackRecorder):
         self.params = dict(params or {})
         self.static_tags = {**self.config.tags, **(tags or {})}
         self._diagnostics = Diagnostics(scrub=self._scrub)
+        self._assemble_options: AssembleOptions | None = None
         all_sinks = [*build_sinks(self.observability, self.config), *sinks]
         builder = FactsBuilder(
             self.config,
@@ -121,8 +123,11 @@ class MLflowCallbackHandler(CallbackRecorder):
     # ---- recorder hooks (caller thread) -------------------------------------------------------
 
     def _options(self) -> AssembleOptions:
+        """Built once: it refers to ``params`` and ``static_tags``, so later edits still count."""
+        if self._assemble_options is not None:
+            return self._assemble_options
         config = self.config
-        return AssembleOptions(
+        self._assemble_options = AssembleOptions(
             workflow_params=self.params,
             static_tags=self.static_tags,
             tag_metadata_keys=tuple(config.tag_metadata_keys),
@@ -131,6 +136,7 @@ class MLflowCallbackHandler(CallbackRecorder):
             max_artifact_chars=config.max_artifact_bytes,
             run_name_template=config.run_name,
         )
+        return self._assemble_options
 
     def _workflow_started(self, workflow: WorkflowRecord) -> None:
         self._pipeline.workflow_started(workflow, self._options())
@@ -186,6 +192,7 @@ class MLflowCallbackHandler(CallbackRecorder):
             pending_workflows=self._pipeline.pending,
             backend_up=mlflow.up,
             sinks=sinks,
+            rejected=mlflow.rejected,
         )
 
     @property

@@ -61,6 +61,7 @@ class Pipeline:
         for sink in self.sinks:
             sink.bind_diagnostics(diagnostics)
             sink.bind_health(self.sink_stats)
+            sink.prepare_options = builder.start_options
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self._overflow: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -85,11 +86,10 @@ class Pipeline:
             return
         for worker in self.workers:
             worker.ensure_started()  # idle ticks must run while the workflow does
-        for sink in self.sinks:
             try:
-                sink.on_start(workflow, options)
+                worker.sink.on_start(workflow, options)
             except Exception as exc:
-                self.diagnostics.internal_error(f"{sink.name}:start", exc)
+                self.diagnostics.internal_error(f"{worker.sink.name}:start", exc)
 
     def workflow_finished(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
         item = _Finished(workflow, options)

@@ -114,11 +114,11 @@ def find_evaluation_run(client: Any, experiment_ids: list[str], spec: str) -> An
 def _load_side(client: Any, run: Any) -> EvalSide:
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run.info.run_id, Artifact.EVAL_TABLE, tmp)
+            path = client.download_artifacts(run.info.run_id, Artifact.EVAL_RESULTS, tmp)
             table = json.loads(Path(path).read_text(encoding="utf-8"))
         except Exception as exc:
             raise ReportError(f"evaluation run {run.info.run_id} has no readable "
-                              f"{Artifact.EVAL_TABLE}: {exc}") from None
+                              f"{Artifact.EVAL_RESULTS}: {exc}") from None
     columns = table.get("columns") or []
     rows = {str(r["id"]): r for r in (dict(zip(columns, d, strict=False))
                                       for d in table.get("data") or []) if "id" in r}

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from configurable_agents.names import InterruptKind
+from configurable_agents.observability.capture.control_flow import (
+    FALLBACKS_RUN_NAME,
+    Flow,
+    classify,
+    handoff_target,
+    stop_reason,
+)
 from configurable_agents.observability.capture.records import (
     NodeRecord,
     WorkflowRecord,
@@ -15,7 +24,6 @@ from configurable_agents.observability.capture.tree import (
     _PROMPT_TEMPLATE_NAMES,
     RunTree,
     _Entry,
-    _is_bubble_up,
     _never_raise,
     _retry_attempt,
     _serialized_name,
@@ -41,9 +49,12 @@ class ChainEvents(RunTree):
         **kwargs: Any,
     ) -> None:
         name = kwargs.get("name") or _serialized_name(serialized)
+        if self._ignore(run_id, parent_run_id, name):
+            return
         parent = self._parent(parent_run_id)
         if parent is None:
             self._start_workflow(run_id, "chain", name, metadata, tags, inputs)
+            self._mark_fallbacks(run_id, name)
             return
         workflow, node = parent.workflow, parent.node
         md = metadata or {}
@@ -63,6 +74,12 @@ class ChainEvents(RunTree):
                 (node or self._direct(workflow)).prompt_templates.append(serialized)
         workflow.run_ids.append(run_id)
         self._runs[run_id] = _Entry(workflow, node)
+        self._mark_fallbacks(run_id, name)
+
+    def _mark_fallbacks(self, run_id: UUID, name: str | None) -> None:
+        """Count the children of a ``with_fallbacks`` run: each after the first is a fallback."""
+        if name == FALLBACKS_RUN_NAME:
+            self._runs[run_id].attempts = 0
 
     def _start_node(
         self,
@@ -100,7 +117,9 @@ class ChainEvents(RunTree):
             node.params.update(node_params)
         node_artifacts = md.get("ca_node_artifacts")
         if isinstance(node_artifacts, Mapping):
-            node.artifacts.update({str(k): str(v) for k, v in node_artifacts.items()})
+            for art_name, art_text in node_artifacts.items():
+                with contextlib.suppress(Exception):  # an unprintable value loses only itself
+                    node.artifacts[str(art_name)] = str(art_text)
         (enclosing.children if enclosing else workflow.nodes).append(node)
         workflow.node_index[key] = node
         return node
@@ -116,6 +135,7 @@ class ChainEvents(RunTree):
     ) -> None:
         entry = self._runs.get(run_id)
         if entry is None:
+            self._ended_ignored(run_id)
             return
         workflow, node = entry.workflow, entry.node
         if workflow.run_id == run_id:
@@ -138,23 +158,72 @@ class ChainEvents(RunTree):
     ) -> None:
         entry = self._runs.get(run_id)
         if entry is None:
+            self._ended_ignored(run_id)
             return
         workflow, node = entry.workflow, entry.node
-        bubble_up = _is_bubble_up(error)
+        flow = classify(error)
         if workflow.run_id == run_id:
-            if bubble_up:
-                workflow.interrupted = True
-                workflow.status = "FINISHED"
-            else:
-                workflow.status = "FAILED"
-                workflow.error = error
-            self._finish_workflow(workflow)
+            self._end_workflow_with(workflow, error, flow)
         elif node is not None and node.run_id == run_id:
             node.end_ns = now_ns()
-            if bubble_up:
+            if flow is Flow.INTERRUPT:
                 node.status = "INTERRUPTED"
                 workflow.interrupted = True
+                workflow.interrupt_kind = InterruptKind.INTERRUPT
+                if node.node_id not in workflow.interrupted_at:
+                    workflow.interrupted_at.append(node.node_id)
+            elif flow is Flow.HANDOFF:
+                node.status = "FINISHED"
+                node.handoff_to = handoff_target(error)
+            elif flow is Flow.STOPPED:
+                node.status = "KILLED"
             else:
                 node.status = "FAILED"
                 node.error = error
 
+    def _end_workflow_with(
+        self, workflow: WorkflowRecord, error: BaseException, flow: Flow
+    ) -> None:
+        if flow is Flow.STOPPED:
+            workflow.status = "KILLED"
+            workflow.stop_reason = stop_reason(error)
+        elif flow is Flow.INTERRUPT:
+            workflow.interrupted = True
+            workflow.interrupt_kind = workflow.interrupt_kind or InterruptKind.INTERRUPT
+            workflow.status = "FINISHED"
+        elif flow is Flow.HANDOFF:
+            workflow.status = "FINISHED"
+        else:
+            workflow.status = "FAILED"
+            workflow.error = error
+        self._finish_workflow(workflow)
+
+    # ---- LangGraph lifecycle (langgraph.callbacks.GraphCallbackHandler) ---------------------
+
+    @_never_raise
+    def on_interrupt(self, event: Any) -> None:
+        """The root graph paused: ``interrupt()`` or a static breakpoint (no error event)."""
+        entry = self._runs.get(event.run_id) if event.run_id is not None else None
+        if entry is None or entry.workflow.run_id != event.run_id:
+            return
+        workflow = entry.workflow
+        workflow.interrupted = True
+        status = getattr(event, "status", None)
+        if status in (InterruptKind.BEFORE, InterruptKind.AFTER):
+            workflow.interrupt_kind = status
+            if not workflow.interrupted_at:
+                workflow.interrupted_at = _last_step_nodes(workflow)
+        else:
+            workflow.interrupt_kind = workflow.interrupt_kind or InterruptKind.INTERRUPT
+
+    def on_resume(self, event: Any) -> None:
+        """A resumed graph is a new invocation: its own events tell how it ends."""
+
+
+def _last_step_nodes(workflow: WorkflowRecord) -> list[str]:
+    """The top-level nodes of the last step that ran: where a static breakpoint paused."""
+    steps = [n.step for n in workflow.nodes if isinstance(n.step, int)]
+    if not steps:
+        return []
+    last = max(steps)
+    return list(dict.fromkeys(n.node_id for n in workflow.nodes if n.step == last))

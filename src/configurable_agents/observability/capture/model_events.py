@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from configurable_agents.observability.capture.control_flow import (
+    Flow,
+    classify,
+    stop_reason,
+)
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     now_ns,
@@ -36,6 +41,8 @@ class ModelEvents(RunTree):
         prompts: list[str] | None = None,
     ) -> None:
         name = kwargs.get("name") or _serialized_name(serialized)
+        if self._ignore(run_id, parent_run_id, name):
+            return
         parent = self._parent(parent_run_id)
         if parent is None:
             inputs = {"messages": messages} if messages is not None else {"prompts": prompts}
@@ -101,6 +108,7 @@ class ModelEvents(RunTree):
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         entry = self._runs.get(run_id)
         if entry is None or not isinstance(entry.record, LLMCallRecord):
+            self._ended_ignored(run_id)
             return
         # Snapshot the messages: a later LLM-cache hit would rewrite the shared generations.
         entry.record.response = snapshot_result(response)
@@ -114,11 +122,16 @@ class ModelEvents(RunTree):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         entry = self._runs.get(run_id)
         if entry is None or not isinstance(entry.record, LLMCallRecord):
+            self._ended_ignored(run_id)
             return
-        entry.record.error = error
+        flow = classify(error)
+        entry.record.error = error if flow is Flow.ERROR else None
         entry.record.end_ns = now_ns()
         if entry.workflow.run_id == run_id:
-            entry.workflow.status = "FAILED"
-            entry.workflow.error = error
-            self._finish_workflow(entry.workflow)
+            workflow = entry.workflow
+            if flow is Flow.STOPPED:
+                workflow.status, workflow.stop_reason = "KILLED", stop_reason(error)
+            else:
+                workflow.status, workflow.error = "FAILED", error
+            self._finish_workflow(workflow)
 

@@ -59,8 +59,10 @@ class NodeRecord:
     step: int | None = None
     checkpoint_ns: str | None = None
     end_ns: int | None = None
-    status: str = "RUNNING"  # FINISHED, FAILED, INTERRUPTED
+    status: str = "RUNNING"  # FINISHED, FAILED, INTERRUPTED, KILLED
     error: BaseException | None = None
+    # Where Command(graph=Command.PARENT, goto=...) sent control: a handoff, not a failure.
+    handoff_to: str | None = None
     inputs: Any = None
     outputs: Any = None
     llm_calls: list[LLMCallRecord] = field(default_factory=list)
@@ -87,10 +89,17 @@ class WorkflowRecord:
     inputs: Any = None
     outputs: Any = None
     end_ns: int | None = None
-    status: str = "RUNNING"
+    status: str = "RUNNING"  # FINISHED, FAILED, KILLED
     error: BaseException | None = None
     error_traceback: str | None = None
     interrupted: bool = False
+    # interrupt() / interrupt_before / interrupt_after, and the node(s) it paused at.
+    interrupt_kind: str | None = None
+    interrupted_at: list[str] = field(default_factory=list)
+    # With status KILLED: closed_early (the client left stream()) or cancelled.
+    stop_reason: str | None = None
+    # How many times a `with_fallbacks` moved on to its next runnable.
+    fallbacks: int = 0
     nodes: list[NodeRecord] = field(default_factory=list)
     # Calls and tools made outside any node (plain LCEL chain, bare model call).
     direct: NodeRecord | None = None

@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from configurable_agents.observability.capture.control_flow import (
+    Flow,
+    classify,
+    stop_reason,
+)
 from configurable_agents.observability.capture.records import (
     ToolCallRecord,
     now_ns,
@@ -34,6 +39,8 @@ class ToolEvents(RunTree):
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
     ) -> None:
+        if self._ignore(run_id, parent_run_id, name):
+            return
         parent = self._parent(parent_run_id)
         if parent is None:
             workflow = self._start_workflow(
@@ -52,15 +59,23 @@ class ToolEvents(RunTree):
     def _end_tool(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
         entry = self._runs.get(run_id)
         if entry is None or not isinstance(entry.record, ToolCallRecord):
+            self._ended_ignored(run_id)
             return
+        flow = classify(error) if error is not None else None
+        if flow is Flow.HANDOFF or flow is Flow.INTERRUPT:
+            error = None  # a tool that hands off (Command.PARENT) or pauses did not fail
         entry.record.output = output
         entry.record.error = error
         entry.record.end_ns = now_ns()
         if entry.workflow.run_id == run_id:
-            entry.workflow.outputs = output
-            entry.workflow.status = "FAILED" if error is not None else "FINISHED"
-            entry.workflow.error = error
-            self._finish_workflow(entry.workflow)
+            workflow = entry.workflow
+            workflow.outputs = output
+            if flow is Flow.STOPPED and error is not None:
+                workflow.status, workflow.stop_reason = "KILLED", stop_reason(error)
+            else:
+                workflow.status = "FAILED" if error is not None else "FINISHED"
+                workflow.error = error
+            self._finish_workflow(workflow)
 
     @_never_raise
     def on_tool_start(

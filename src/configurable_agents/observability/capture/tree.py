@@ -11,10 +11,14 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.callbacks import GraphCallbackHandler
 
+from configurable_agents.observability.capture.control_flow import (
+    STATE_EDIT_RUN_NAMES,
+    contextual_parent,
+)
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
@@ -37,6 +41,11 @@ def _never_raise(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: RunTree, *args: Any, **kwargs: Any) -> Any:
         try:
+            # A caller's config={"run_id": "..."} may be any string: ids stay UUIDs inside.
+            if not isinstance(kwargs.get("run_id", _NO_ID), UUID | _NoId):
+                kwargs["run_id"] = _as_uuid(kwargs["run_id"])
+            if not isinstance(kwargs.get("parent_run_id"), UUID | None):
+                kwargs["parent_run_id"] = _as_uuid(kwargs["parent_run_id"])
             return method(self, *args, **kwargs)
         except Exception as exc:
             self._internal_error(f"callback:{method.__name__}", exc)
@@ -45,13 +54,11 @@ def _never_raise(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _is_bubble_up(error: BaseException) -> bool:
-    """LangGraph control flow (GraphInterrupt, ParentCommand) is not a failure."""
-    try:
-        from langgraph.errors import GraphBubbleUp
-    except ImportError:  # pragma: no cover - langgraph is a dependency
-        return False
-    return isinstance(error, GraphBubbleUp)
+class _NoId:
+    """Marks an event called without a ``run_id`` keyword."""
+
+
+_NO_ID = _NoId()
 
 
 def _retry_attempt(tags: Sequence[str] | None) -> int:
@@ -67,9 +74,13 @@ def _retry_attempt(tags: Sequence[str] | None) -> int:
 
 
 class _Entry:
-    """Where a LangChain run belongs: its workflow, innermost node, and own record."""
+    """Where a LangChain run belongs: its workflow, innermost node, and own record.
 
-    __slots__ = ("node", "record", "workflow")
+    ``attempts`` counts the children a ``with_fallbacks`` run started (None for other runs):
+    each one after the first is a fallback.
+    """
+
+    __slots__ = ("attempts", "node", "record", "workflow")
 
     def __init__(
         self,
@@ -80,9 +91,10 @@ class _Entry:
         self.workflow = workflow
         self.node = node
         self.record = record
+        self.attempts: int | None = None
 
 
-class RunTree(BaseCallbackHandler):
+class RunTree(GraphCallbackHandler):
     """The run-id index and tree bookkeeping every event family shares.
 
     Subclasses connect the hooks: :meth:`_workflow_started` (caller thread, must be
@@ -104,6 +116,8 @@ class RunTree(BaseCallbackHandler):
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
         self._runs: dict[UUID, _Entry] = {}
+        # Runs we deliberately do not log (a state edit) and their descendants.
+        self._ignored: set[UUID] = set()
 
     # ---- hooks ----------------------------------------------------------------------------
 
@@ -159,6 +173,10 @@ class RunTree(BaseCallbackHandler):
 
     def _finish_workflow(self, workflow: WorkflowRecord) -> None:
         workflow.end_ns = now_ns()
+        for node in workflow.all_nodes():
+            if node.status == "RUNNING":  # never ended: the caller left before it did
+                node.status = "KILLED"
+                node.end_ns = workflow.end_ns
         runs = self._runs
         for rid in workflow.run_ids:
             runs.pop(rid, None)
@@ -175,7 +193,35 @@ class RunTree(BaseCallbackHandler):
         return workflow.direct
 
     def _parent(self, parent_run_id: UUID | None) -> _Entry | None:
-        return self._runs.get(parent_run_id) if parent_run_id is not None else None
+        """The tracked parent; when LangChain passed none, the run it is running inside."""
+        if parent_run_id is None:
+            if not self._runs:
+                return None
+            parent_run_id = contextual_parent(self._runs, self)
+            if parent_run_id is None:
+                return None
+        entry = self._runs.get(parent_run_id)
+        if entry is not None and entry.attempts is not None:
+            entry.attempts += 1
+            if entry.attempts > 1:
+                entry.workflow.fallbacks += 1
+        return entry
+
+    def _ignore(self, run_id: UUID, parent_run_id: UUID | None, name: str | None) -> bool:
+        """True for a run not to log: a state edit, or anything inside one."""
+        if parent_run_id is None and name in STATE_EDIT_RUN_NAMES:
+            self._ignored.add(run_id)
+            return True
+        if parent_run_id is not None and parent_run_id in self._ignored:
+            self._ignored.add(run_id)
+            return True
+        return False
+
+    def _ended_ignored(self, run_id: UUID) -> bool:
+        if run_id in self._ignored:
+            self._ignored.discard(run_id)
+            return True
+        return False
 
     def _count_retry(self, workflow: WorkflowRecord, node: NodeRecord | None) -> None:
         if node is not None:
@@ -208,3 +254,17 @@ def _shallow_copy(value: Any) -> Any:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _as_uuid(run_id: Any) -> UUID:
+    """The workflow's id as a UUID: a caller's ``config={"run_id": "..."}`` may be any string.
+
+    A UUID string maps to itself; anything else to a stable UUID5 of its text, so ids,
+    trace ids and spool names stay well-formed (the events still find the run by its key).
+    """
+    if isinstance(run_id, UUID):
+        return run_id
+    try:
+        return UUID(str(run_id))
+    except (ValueError, TypeError, AttributeError):
+        return uuid5(NAMESPACE_URL, f"configurable-agents:{run_id!s}")

@@ -14,7 +14,17 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from configurable_agents.names import ATTRIBUTION_KEYS, Artifact, Kind, Metric, Param, Tag
+from configurable_agents.names import (
+    ATTRIBUTION_KEYS,
+    NODE_RUN_PREFIX,
+    Artifact,
+    Kind,
+    Metric,
+    Param,
+    Status,
+    StopReason,
+    Tag,
+)
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
@@ -30,6 +40,7 @@ from configurable_agents.observability.facts.plan import (
     AssembleOptions,
     CallFacts,
     RunPlan,
+    safe_str,
     sanitize_key,
 )
 from configurable_agents.observability.facts.serialization import (
@@ -72,7 +83,7 @@ class Assembler:
             Tag.HEARTBEAT_MS: str(workflow.start_ns // 1_000_000),
         }
         return RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=workflow.start_ns // 1_000_000,
             status="RUNNING",
@@ -114,12 +125,12 @@ class Assembler:
         end_ns = workflow.end_ns or workflow.start_ns
         all_nodes = workflow.all_nodes()
         usage = sum((f.usage for f in all_facts), TokenUsage())
-        failed = workflow.status == "FAILED"
+        run_status = _run_status(workflow.status)
         plan = RunPlan(
-            run_name=_run_name(workflow, options.run_name_template),
+            run_name=_run_name(workflow, options.run_name_template, options.redact),
             start_ms=workflow.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
-            status="FAILED" if failed else "FINISHED",
+            status=run_status,
         )
         params: dict[str, Any] = {
             Param.WORKFLOW_NAME: workflow.name,
@@ -156,7 +167,8 @@ class Assembler:
                 Metric.TOTAL_COST_USD: round(sum(f.cost_usd for f in all_facts), 8),
                 Metric.NODE_COUNT: len(all_nodes),
                 Metric.RETRY_COUNT: retries,
-                Metric.STATUS: 0 if failed else 1,
+                Metric.FALLBACK_COUNT: workflow.fallbacks,
+                Metric.STATUS: 1 if run_status == Status.FINISHED else 0,
                 Metric.LLM_CALLS: len(all_facts),
                 Metric.TOTAL_CACHED_INPUT_TOKENS: usage.cache_read,
                 Metric.TOTAL_CACHE_WRITE_TOKENS: usage.cache_write,
@@ -168,23 +180,22 @@ class Assembler:
             **common_tags,
             Tag.KIND: Kind.WORKFLOW,
             Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
-            Tag.STATUS: "FAILED"
-            if failed
-            else ("INTERRUPTED" if workflow.interrupted else "FINISHED"),
+            Tag.STATUS: _status_tag(run_status, workflow.interrupted),
         }
-        if workflow.interrupted:
-            tags[Tag.INTERRUPTED] = "true"
+        tags.update(_outcome_tags(workflow, run_status))
         if workflow.kind != "chain" or not workflow.nodes:
             tags[Tag.ROOT_KIND] = workflow.kind
         tags.update(usage_tags(all_facts))
         if workflow.error is not None:
             tags[Tag.ERROR_TYPE] = type(workflow.error).__name__
-            tags[Tag.ERROR_MESSAGE] = str(workflow.error)
+            tags[Tag.ERROR_MESSAGE] = safe_str(workflow.error)
         plan.tags.update(tags)
+        plan.metrics.update(_extra_metrics(workflow.metadata.get("ca_metrics")))
 
         if options.log_artifacts:
+            plan.artifacts.update(_extra_artifacts(workflow.metadata.get("ca_artifacts")))
             plan.artifacts[Artifact.INPUTS] = to_json_text(workflow.inputs)
-            outputs = workflow.outputs if not failed else None
+            outputs = workflow.outputs if run_status == Status.FINISHED else None
             plan.artifacts[Artifact.OUTPUTS] = to_json_text(outputs)
             if workflow.error is not None:
                 plan.artifacts[Artifact.ERROR] = _format_exception(workflow.error)
@@ -209,12 +220,12 @@ class Assembler:
         facts = [f for n in subtree for f in facts_by_node.get(id(n), [])]
         usage = sum((f.usage for f in facts), TokenUsage())
         end_ns = node.end_ns or node.start_ns
-        failed = node.status == "FAILED"
+        run_status = _run_status(node.status)
         plan = RunPlan(
-            run_name=f"node_{node.node_id}",
+            run_name=f"{NODE_RUN_PREFIX}{node.node_id}",
             start_ms=node.start_ns // 1_000_000,
             end_ms=end_ns // 1_000_000,
-            status="FAILED" if failed else "FINISHED",
+            status=run_status,
             node=node,
             calls=own_facts,
         )
@@ -237,7 +248,7 @@ class Assembler:
             Metric.LLM_CALLS: len(facts),
             Metric.CACHED_INPUT_TOKENS: usage.cache_read,
             Metric.REASONING_TOKENS: usage.reasoning,
-            Metric.STATUS: 0 if failed else 1,
+            Metric.STATUS: 1 if run_status == Status.FINISHED else 0,
         }
         ttft = [
             (f.call.first_token_ns - f.call.start_ns) / 1e6
@@ -255,13 +266,15 @@ class Assembler:
                 Tag.KIND: Kind.NODE,
                 Tag.NODE_ID: node.node_id,
                 Tag.LANGCHAIN_RUN_ID: str(node.run_id),
-                Tag.STATUS: "FAILED" if failed else node.status,
+                Tag.STATUS: _status_tag(run_status, node.status == Status.INTERRUPTED),
                 **usage_tags(facts),
             }
         )
+        if node.handoff_to:
+            plan.tags[Tag.HANDOFF_TO] = node.handoff_to[:MAX_TAG_VALUE]
         if node.error is not None:
             plan.tags[Tag.ERROR_TYPE] = type(node.error).__name__
-            plan.tags[Tag.ERROR_MESSAGE] = str(node.error)
+            plan.tags[Tag.ERROR_MESSAGE] = safe_str(node.error)
         if options.log_artifacts:
             plan.artifacts.update(call_artifacts(own_facts))
             plan.artifacts.update(node.artifacts)
@@ -276,7 +289,7 @@ class Assembler:
     def _set_params(plan: RunPlan, params: Mapping[str, Any], options: AssembleOptions) -> None:
         for key, value in params.items():
             text = value if isinstance(value, str) else _param_text(value)
-            name = sanitize_key(str(key))
+            name = sanitize_key(safe_str(key))
             if is_secret_key(name) or type(value).__name__ == "SecretStr":
                 text = SECRET_MASK
             if len(text) > options.max_param_chars:
@@ -294,9 +307,37 @@ def _param_text(value: Any) -> str:
     if isinstance(value, bool | int | float) or value is None:
         return str(value)
     try:
-        return json.dumps(value, default=str, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(value)
+        return json.dumps(value, default=safe_str, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        return safe_str(value) if not isinstance(value, Mapping | list | tuple) else (
+            f"<{type(value).__name__} nested too deep to log>"
+        )
+
+
+def _extra_metrics(raw: Any) -> dict[str, float]:
+    """``ca_metrics`` metadata (e.g. a DSPy evaluation's score): numbers only."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        sanitize_key(str(k)): float(v)
+        for k, v in raw.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _extra_artifacts(raw: Any) -> dict[str, str]:
+    """``ca_artifacts`` metadata: file name -> text (or JSON-able value); names are data.
+
+    A name is reduced to one safe file name (no directories), so metadata can never
+    choose where an artifact lands.
+    """
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        name = sanitize_key(str(key)).replace("/", "_").lstrip(".") or "_"
+        out[name] = value if isinstance(value, str) else to_json_text(value)
+    return out
 
 
 def _nodes_with_direct(workflow: WorkflowRecord) -> list[NodeRecord]:
@@ -328,15 +369,30 @@ def _tool_names(nodes: list[NodeRecord], facts: list[CallFacts]) -> list[str]:
 
 def _attribution_tags(workflow: WorkflowRecord, options: AssembleOptions) -> dict[str, str]:
     metadata = workflow.metadata
-    tags: dict[str, str] = {sanitize_key(k): str(v) for k, v in options.static_tags.items()}
+    tags: dict[str, str] = {
+        sanitize_key(k): safe_str(v, MAX_TAG_VALUE) for k, v in options.static_tags.items()
+    }
     for key in (*ATTRIBUTION_KEYS, *options.tag_metadata_keys):
         value = metadata.get(key)
         if value is not None and value != "":
-            tags[sanitize_key(key)] = str(value)[:MAX_TAG_VALUE]
+            tags[sanitize_key(key)] = safe_str(value, MAX_TAG_VALUE)
     ca_tags = metadata.get("ca_tags")
     if isinstance(ca_tags, Mapping):
-        tags.update({sanitize_key(str(k)): str(v)[:MAX_TAG_VALUE] for k, v in ca_tags.items()})
+        protected = set(tags) | _PROTECTED_TAGS
+        for raw_key, value in ca_tags.items():
+            key = sanitize_key(safe_str(raw_key))
+            if key in protected or key.startswith(_RESERVED_TAG_PREFIXES):
+                continue  # ca_tags never overwrite attribution or identifying tags
+            tags[key] = safe_str(value, MAX_TAG_VALUE)
     return {k: (SECRET_MASK if is_secret_key(k) else v) for k, v in tags.items()}
+
+
+# Tags the handler sets itself: ``ca_tags`` may not overwrite them (attribution, identity).
+_PROTECTED_TAGS = frozenset(
+    {*ATTRIBUTION_KEYS, *(v for k, v in vars(Tag).items() if k.isupper() and isinstance(v, str))}
+)
+# ``mlflow.`` tags are MLflow's own controls; ``configurable_agents.`` ones are ours.
+_RESERVED_TAG_PREFIXES = ("mlflow.", "configurable_agents.")
 
 
 def _cap_artifacts(plan: RunPlan, limit: int) -> None:
@@ -351,14 +407,27 @@ def _format_exception(error: BaseException) -> str:
     try:
         return "".join(traceback.format_exception(error))
     except Exception:
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {safe_str(error)}"
 
 
-def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
-    if not template:
-        return workflow.name
+def _run_name(
+    workflow: WorkflowRecord, template: str | None, redact: Callable[[str], str] | None = None
+) -> str:
+    """The run's name: the template, or by default ``{workflow_name} v{version} {short_id}``.
+
+    The short id (the last 8 hex digits of the LangChain run id; its first digits are a
+    timestamp, shared by runs started together) tells apart runs of one workflow at a
+    glance in MLflow's run list and compare view. With redaction each text value is
+    redacted before it is placed, since a detector may not see an email once a template
+    glues ``-20261130`` to it.
+    """
     import datetime as dt
 
+    short_id = workflow.run_id.hex[-8:]
+    if not template:
+        version = f" v{workflow.version}" if workflow.version else ""
+        name = workflow.name if redact is None else redact(workflow.name)
+        return f"{name}{version} {short_id}"
     started = dt.datetime.fromtimestamp(workflow.start_ns / 1e9, tz=dt.UTC)
     values: dict[str, Any] = {
         k: v for k, v in workflow.metadata.items() if isinstance(k, str) and k.isidentifier()
@@ -368,11 +437,42 @@ def _run_name(workflow: WorkflowRecord, template: str | None) -> str:
         workflow_version=workflow.version or "",
         timestamp=started.strftime("%Y%m%d-%H%M%S"),
         date=started.strftime("%Y-%m-%d"),
+        short_id=short_id,
+        run_id=str(workflow.run_id),
     )
+    if redact is not None:
+        values = {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}
     try:
         return template.format_map(_Missing(values))
-    except (ValueError, IndexError):
+    except Exception:  # a bad template or a metadata value whose __str__ raises
         return workflow.name
+
+
+def _run_status(status: str) -> str:
+    """MLflow's run status for a record status: INTERRUPTED is a FINISHED run with a tag."""
+    if status in (Status.FAILED, Status.KILLED):
+        return status
+    return Status.FINISHED
+
+
+def _status_tag(run_status: str, interrupted: bool) -> str:
+    if run_status == Status.FINISHED and interrupted:
+        return Status.INTERRUPTED
+    return run_status
+
+
+def _outcome_tags(workflow: WorkflowRecord, run_status: str) -> dict[str, str]:
+    """Why a parent run is KILLED (stop_reason) or where an INTERRUPTED one paused."""
+    tags: dict[str, str] = {}
+    if run_status == Status.KILLED:
+        tags[Tag.STOP_REASON] = workflow.stop_reason or StopReason.CLOSED_EARLY
+    elif run_status == Status.FINISHED and workflow.interrupted:
+        tags[Tag.INTERRUPTED] = "true"
+        if workflow.interrupt_kind:
+            tags[Tag.INTERRUPT_KIND] = workflow.interrupt_kind
+        if workflow.interrupted_at:
+            tags[Tag.INTERRUPTED_AT] = ",".join(workflow.interrupted_at)[:MAX_TAG_VALUE]
+    return tags
 
 
 class _Missing(dict):
@@ -383,6 +483,7 @@ class _Missing(dict):
 
 
 def _redact_plan(plan: RunPlan, redact: Callable[[str], str]) -> None:
+    plan.run_name = redact(plan.run_name)  # a workflow_name or run_name template may hold PII
     plan.params = {k: redact(v) for k, v in plan.params.items()}
     plan.tags = {k: (v if k in _UNREDACTED_TAGS else redact(v)) for k, v in plan.tags.items()}
     plan.artifacts = {k: redact(v) for k, v in plan.artifacts.items()}

@@ -16,7 +16,11 @@ from configurable_agents.observability.capture.records import LLMCallRecord, Nod
 from configurable_agents.observability.facts.usage import TokenUsage
 
 MAX_TAG_VALUE = 5000
+MAX_KEY_CHARS = 250  # MLflow's limit for param, metric and tag keys
 _INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
+_INVALID_ARTIFACT_CHARS = re.compile(r"[^\w\-. ]")
+MAX_ARTIFACT_SEGMENTS = 8
+MAX_ARTIFACT_SEGMENT_CHARS = 120
 
 
 @dataclass(slots=True)
@@ -43,7 +47,7 @@ class RunPlan:
     run_name: str
     start_ms: int
     end_ms: int
-    status: str  # FINISHED | FAILED
+    status: str  # MLflow run status: FINISHED | FAILED | KILLED
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -79,3 +83,47 @@ def sanitize_key(key: str) -> str:
     return cleaned[:250]
 
 
+def safe_str(value: object, limit: int | None = None) -> str:
+    """``str(value)`` that never raises (a hostile ``__str__``) and holds no lone surrogate."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        text = f"<unprintable {type(value).__name__}>"
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit is not None else text
+
+
+def mlflow_key(key: str) -> str:
+    """A param/metric/tag key MLflow accepts; the documented mapping (docs/OBSERVABILITY.md).
+
+    Characters outside ``[A-Za-z0-9_-. /:]`` become ``_``; the key is read as a path the
+    way MLflow's ``path_not_unique`` check does: empty, ``.`` and ``..`` segments become
+    ``_`` and leading, trailing or doubled ``/`` go; at most 250 characters.
+    """
+    cleaned = _INVALID_NAME_CHARS.sub("_", str(key)).strip()
+    segments = [s for s in cleaned.split("/") if s]
+    segments = ["_" if s.strip(".") == "" else s for s in segments]
+    result = "/".join(segments)[:MAX_KEY_CHARS].rstrip("/").strip() or "_"
+    return result if not result.startswith(".") or result.strip(".") else "_"
+
+
+def safe_artifact_name(name: object) -> str | None:
+    """A relative artifact path that can only land inside the run's folder, or None.
+
+    Artifact names come from metadata, state, spool files and config: they are data,
+    never paths. Both ``/`` and ``\\`` separate folders; empty, ``.`` and ``..`` parts
+    are dropped (so ``/abs/x.txt`` -> ``abs/x.txt``, ``../../x.txt`` -> ``x.txt``); other
+    characters outside ``[A-Za-z0-9_-. ]`` become ``_``. None when nothing is left.
+    """
+    if not isinstance(name, str):
+        return None
+    parts = []
+    for raw in re.split(r"[/\\]+", name):
+        part = _INVALID_ARTIFACT_CHARS.sub("_", raw).strip()[:MAX_ARTIFACT_SEGMENT_CHARS]
+        if part.strip(".") == "":
+            continue
+        parts.append(part)
+    if not parts or len(parts) > MAX_ARTIFACT_SEGMENTS:
+        return None
+    return "/".join(parts)

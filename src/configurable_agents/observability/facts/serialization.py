@@ -162,7 +162,9 @@ def render_messages(messages: Any) -> str:
         text = content_text(getattr(message, "content", message))
         tool_calls = getattr(message, "tool_calls", None)
         if tool_calls:
-            calls = ", ".join(f"{c.get('name')}({json.dumps(c.get('args'))})" for c in tool_calls)
+            calls = ", ".join(  # to_jsonable masks secret-named args (a "password")
+                f"{c.get('name')}({json.dumps(to_jsonable(c.get('args')))})" for c in tool_calls
+            )
             text = f"{text}\n<tool calls: {calls}>" if text else f"<tool calls: {calls}>"
         blocks.append(f"[{role}]\n{text}")
     return "\n\n".join(blocks)

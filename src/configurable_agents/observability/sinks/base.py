@@ -83,6 +83,9 @@ class Sink(ABC):
         self.diagnostics = Diagnostics()
         self._health: Callable[[], Mapping[str, SinkStats]] | None = None
         self._wake: Callable[[], None] | None = None
+        #: Readies options for use before any facts exist (sets the redactor): bound by the
+        #: pipeline; a sink writing at workflow start (MLflow's early run) calls it first.
+        self.prepare_options: Callable[[AssembleOptions], AssembleOptions] = lambda o: o
 
     @abstractmethod
     def export(self, facts: WorkflowFacts) -> None:

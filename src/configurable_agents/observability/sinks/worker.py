@@ -134,8 +134,17 @@ class SinkWorker:
         try:
             self.sink.export(facts)
         except Exception as exc:
-            self.sink.counters.add("failed")
+            # Whatever went wrong, the workflow goes to the sink's fallback (MLflow: the
+            # spool, so flush() reports it as not yet written), never silently lost.
             self._diagnostics.internal_error(f"{self.sink.name}:export", exc)
+            if type(self.sink).spill is Sink.spill:
+                self.sink.counters.add("failed")  # no fallback to keep it in
+                return
+            try:
+                self.sink.spill(facts, f"export raised {type(exc).__name__}")
+            except Exception as spill_exc:
+                self.sink.counters.add("failed")
+                self._diagnostics.internal_error(f"{self.sink.name}:spill", spill_exc)
         finally:
             self._complete()
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from configurable_agents.names import Tag
-from configurable_agents.observability.sinks.spool import Spool, SpoolCorruptError
+from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
+from configurable_agents.observability.sinks.spool import BadSpoolFile, Spool, SpoolUnsafeError
 from configurable_agents.tracking.errors import flat_message, shorten
 
 logger = logging.getLogger("configurable_agents.observability")
@@ -24,7 +25,10 @@ logger = logging.getLogger("configurable_agents.observability")
 class ReplayResult:
     written: int = 0
     failed: int = 0
-    corrupt: int = 0
+    corrupt: int = 0  # files that are not valid spooled workflows (set aside in rejected/)
+    rejected: int = 0  # valid files MLflow refused even cleaned (set aside in rejected/)
+    unsafe: str | None = None  # why nothing was replayed (folder not ours / writable by others)
+    bad_files: list[str] = field(default_factory=list)  # "name: reason", one per set-aside file
     traces: int = 0
     trace_errors: int = 0  # runs written, trace not: the run's trace tag is removed
 
@@ -35,34 +39,63 @@ def replay_spool(
     on_error: Callable[[BaseException], None] | None = None,
     limit: int | None = None,
 ) -> ReplayResult:
-    """Write spooled workflows to MLflow idempotently; stop at the first backend error."""
+    """Write spooled workflows to MLflow idempotently; stop at the first backend error.
+
+    Bad files and workflows MLflow refuses are set aside (``rejected/``) and counted;
+    they never stop the others. A folder that is not safe replays nothing.
+    """
     result = ReplayResult()
+    try:
+        spool.check_safe()
+    except SpoolUnsafeError as exc:
+        result.unsafe = str(exc)
+        logger.warning("%s", exc)
+        return result
     claims = spool.claim()
-    while limit is None or result.written < limit:
-        try:
-            item = next(claims)
-        except StopIteration:
-            break
-        except SpoolCorruptError as exc:
-            result.corrupt += 1
-            logger.warning("%s", exc)
-            continue
-        try:
-            experiment_id = writer.experiment_id(item.experiment)
-            run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
-                                       idempotent=True, langchain_run_id=item.langchain_run_id)
-        except Exception as exc:
-            spool.release(item)
-            result.failed += 1
-            if on_error is not None:
-                on_error(exc)
-            break
-        if item.trace is not None:
-            _replay_trace(writer, item.trace, experiment_id, run_id, result)
-        spool.done(item)
-        result.written += 1
-    claims.close()
+    try:
+        while limit is None or result.written < limit:
+            try:
+                item = next(claims)
+            except (StopIteration, SpoolUnsafeError):
+                break
+            if isinstance(item, BadSpoolFile):
+                result.corrupt += 1
+                result.bad_files.append(f"{item.name}: {item.reason}")
+                logger.warning("spool file %s set aside in %s: %s", item.name,
+                               spool.directory / "rejected", item.reason)
+            elif not _replay_one(spool, writer, item, result, on_error):
+                break
+    finally:
+        claims.close()
     return result
+
+
+def _replay_one(spool: Spool, writer: Any, item: Any, result: ReplayResult,
+                on_error: Callable[[BaseException], None] | None) -> bool:
+    """Write one claimed workflow; False when the backend failed (stop the replay)."""
+    try:
+        experiment_id = writer.experiment_id(item.experiment)
+        run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
+                                   idempotent=True, langchain_run_id=item.langchain_run_id)
+    except Exception as exc:
+        if is_rejection(exc):
+            reason = f"MLflow refused it: {type(exc).__name__}: " + shorten(
+                flat_message(exc, writer.tracking_uri))
+            spool.reject(item, reason)
+            result.rejected += 1
+            result.bad_files.append(f"{item.path.name.split('.claimed-')[0]}: {reason}")
+            logger.warning("spooled workflow %s set aside: %s", item.langchain_run_id, reason)
+            return True
+        spool.release(item)
+        result.failed += 1
+        if on_error is not None:
+            on_error(exc)
+        return False
+    if item.trace is not None:
+        _replay_trace(writer, item.trace, experiment_id, run_id, result)
+    spool.done(item)
+    result.written += 1
+    return True
 
 
 def _replay_trace(writer: Any, trace: dict[str, Any], experiment_id: str, run_id: str,

@@ -19,6 +19,7 @@ one costs only a dict entry. System metrics need the run at once.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -30,13 +31,21 @@ from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler, RunPlan
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
+from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
 from configurable_agents.observability.sinks.mlflow.replay import replay_spool
 from configurable_agents.observability.sinks.mlflow.system_metrics import SystemMetrics
-from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
+from configurable_agents.observability.sinks.spool import (
+    WARN_FILL_RATIO,
+    Spool,
+    SpoolFullError,
+    spool_dir_for,
+)
 
 if TYPE_CHECKING:
     from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+
+logger = logging.getLogger("configurable_agents.observability")
 
 RETRY_DELAYS_S = (0.5, 2.0)
 DRAIN_CHECK_INTERVAL_S = 2.0
@@ -54,7 +63,9 @@ class MlflowSink(Sink):
         self.config = config
         self.queue_size = config.queue_size
         self.breaker = Breaker()
-        self.spool = Spool(spool_dir_for(config.tracking_uri, config.spool_dir))
+        self.spool = Spool(spool_dir_for(config.tracking_uri, config.spool_dir),
+                           max_bytes=config.spool_max_bytes)
+        self._spool_failing = False  # a disk-full episode is logged once, until a write works
         self._writer: MlflowWriter | None = None
         self._ready_lock = threading.Lock()
         self._drain_lock = threading.Lock()
@@ -65,6 +76,7 @@ class MlflowSink(Sink):
         self._run_ids: dict[str, str] = {}
         self.last_run_id: str | None = None
         self._system_metrics = SystemMetrics(self.diagnostics)
+        _import_mlflow_here(config.log_traces)
 
     @property
     def up(self) -> bool:
@@ -121,9 +133,11 @@ class MlflowSink(Sink):
             except TenantError:
                 return  # the finished workflow decides (quarantine or not logged)
             experiment_id = self.writer.experiment_id(experiment)
+            options = self.prepare_options(options)
             plan = Assembler.start_plan(workflow, options)
             if options.redact is not None:
                 plan.tags = {k: options.redact(v) for k, v in plan.tags.items()}
+                plan.run_name = options.redact(plan.run_name)
             workflow.experiment_id = experiment_id
             workflow.mlflow_run_id = self.writer.create_run(experiment_id, plan)
             if self.config.log_system_metrics:
@@ -142,8 +156,9 @@ class MlflowSink(Sink):
         # The trace tags go with the runs (one backend call less); a copy, since every
         # sink reads the same facts.
         plan = replace(facts.plan, tags={**facts.plan.tags, **self._trace_tags(workflow)})
+        refused = 0
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
-            if delay:
+            if delay and not refused:
                 time.sleep(delay)
             try:
                 experiment_id = workflow.experiment_id or self.writer.experiment_id(
@@ -154,6 +169,12 @@ class MlflowSink(Sink):
                     idempotent=attempt > 0, langchain_run_id=facts.langchain_run_id,
                 )
             except Exception as exc:
+                if is_rejection(exc):
+                    refused += 1  # MLflow refused the data, it is not down: once more, then aside
+                    if refused > 1 or attempt == len(RETRY_DELAYS_S):
+                        self._set_aside(facts, plan, exc)
+                        return
+                    continue
                 self.diagnostics.warn_once(
                     f"export:{type(exc).__name__}",
                     "MLflow write failed (%s: %s); retrying, then spooling to %s",
@@ -167,6 +188,22 @@ class MlflowSink(Sink):
             return
         self.breaker.trip()
         self._spool(facts, reason="MLflow write failed")
+
+    def _set_aside(self, facts: WorkflowFacts, plan: RunPlan, exc: BaseException) -> None:
+        """A workflow MLflow refused even cleaned: counted, kept in ``rejected/``; no breaker."""
+        self.counters.add("rejected")
+        reason = f"MLflow refused it: {type(exc).__name__}: {self.diagnostics.scrub(str(exc))}"
+        try:
+            where = self.spool.put_rejected(facts.experiment, facts.langchain_run_id, plan,
+                                            reason[:2000])
+        except OSError:
+            where = None
+        self.diagnostics.warn_once(
+            f"rejected:{type(exc).__name__}",
+            "MLflow refused a workflow (%s); it is set aside in %s and counted in "
+            "stats().rejected; other workflows keep flowing", reason[:300],
+            where.parent if where else "nowhere (the spool is not writable)",
+        )
 
     def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
         if not self.config.log_traces:
@@ -220,13 +257,29 @@ class MlflowSink(Sink):
         try:
             path = self.spool.put(facts.experiment, facts.langchain_run_id,
                                   facts.record.mlflow_run_id, plan, trace)
-        except OSError as exc:
-            self.counters.add("failed")
+        except SpoolFullError as exc:
+            self.counters.add("dropped")
             self.diagnostics.warn_once(
-                "spool:write", "could not spool workflow %s to %s: %s; it is lost",
-                facts.langchain_run_id, self.spool.directory, exc,
+                "spool:full", "%s: new workflows are dropped (counted in stats().dropped) "
+                "until `configurable-agents sync` or a drain makes room; raise "
+                "spool_max_bytes to keep more", exc,
             )
             return
+        except OSError as exc:
+            self.counters.add("failed")
+            if not self._spool_failing:  # once per episode (e.g. until the disk has room)
+                self._spool_failing = True
+                logger.warning("could not spool a workflow to %s (%s); it is lost, and so "
+                               "are the next ones until the spool is writable again",
+                               self.spool.directory, exc.strerror or type(exc).__name__)
+            return
+        self._spool_failing = False
+        if self.spool.fill_ratio() >= WARN_FILL_RATIO:
+            self.diagnostics.warn_once(
+                "spool:filling", "the spool %s is %d%% full (spool_max_bytes=%d); past it new "
+                "workflows are dropped", self.spool.directory,
+                int(self.spool.fill_ratio() * 100), self.spool.max_bytes,
+            )
         self._spool_maybe_nonempty = True
         self.counters.add("spooled")
         self.diagnostics.warn_once(
@@ -272,7 +325,16 @@ class MlflowSink(Sink):
             except Exception as exc:
                 self.diagnostics.internal_error("export:init", exc)
                 return 0
-            replayed = replay_spool(self.spool, writer, on_error=self._replay_failed)
+            try:
+                replayed = replay_spool(self.spool, writer, on_error=self._replay_failed)
+            except Exception as exc:  # never let one drain stop the exporter for good
+                self.diagnostics.internal_error("export:drain", exc)
+                return 0
+            self.counters.add("rejected", replayed.rejected + replayed.corrupt)
+            if replayed.unsafe:
+                self.diagnostics.warn_once("replay:unsafe", "%s", replayed.unsafe)
+                self._spool_maybe_nonempty = False
+                return 0
             if replayed.failed:
                 self.breaker.trip()
             else:
@@ -294,3 +356,19 @@ class MlflowSink(Sink):
         if self.counters.get("spooled") > self.counters.get("replayed"):
             self.drain(force=True)
         return self.counters.get("spooled") <= self.counters.get("replayed")
+
+
+def _import_mlflow_here(with_traces: bool) -> None:
+    """Import MLflow now, on the thread building the handler, not later on our worker.
+
+    MLflow's package imports are circular (``mlflow`` <-> ``mlflow.entities``): when our
+    worker imported it lazily while the app ran its own ``import mlflow``, one of the two
+    threads got a partially initialized module (``ImportError: cannot import name 'Run'``),
+    failing the app's import or our export. Importing once here makes both later imports
+    no-ops. It costs one MLflow import (about 1-2.5 s, nothing when the app already
+    imported MLflow) when a handler with MLflow enabled is built.
+    """
+    import configurable_agents.observability.sinks.mlflow.writer
+
+    if with_traces:
+        import configurable_agents.observability.sinks.mlflow.traces  # noqa: F401

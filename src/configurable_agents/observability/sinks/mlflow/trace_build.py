@@ -24,6 +24,7 @@ from configurable_agents.observability.capture.records import (
     WorkflowRecord,
 )
 from configurable_agents.observability.facts.assemble import AssembleOptions, RunPlan
+from configurable_agents.observability.facts.plan import safe_str
 from configurable_agents.observability.facts.serialization import to_jsonable, truncate
 
 if TYPE_CHECKING:
@@ -120,8 +121,9 @@ class _TraceBuilder:
         workflow = self.workflow
         end_ns = workflow.end_ns or workflow.start_ns
         failed = workflow.status == "FAILED"
+        name = self._text(workflow.name)  # may carry PII (an email in a workflow_name)
         attributes: dict[str, Any] = {
-            Tag.WORKFLOW_NAME: workflow.name,
+            Tag.WORKFLOW_NAME: name,
             Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
             Metric.RETRY_COUNT: self.plan.metrics.get(Metric.RETRY_COUNT, 0),
         }
@@ -135,7 +137,7 @@ class _TraceBuilder:
         outputs = None if failed else self._content(root_outputs(workflow))
         root = self._add_span(
             key=f"workflow:{workflow.run_id.hex}",
-            name=workflow.name,
+            name=name,
             parent=None,
             span_type=SpanType.CHAIN,
             start_ns=workflow.start_ns,
@@ -280,7 +282,7 @@ class _TraceBuilder:
         all_events = list(events or ())
         status = {"code": "STATUS_CODE_OK", "message": ""}
         if error is not None:
-            message = self._text(f"{type(error).__name__}: {error}")
+            message = self._text(f"{type(error).__name__}: {safe_str(error)}")
             status = {"code": "STATUS_CODE_ERROR", "message": message}
             all_events.append(self._exception_event(error, end_ns))
         self.spans.append(
@@ -303,14 +305,14 @@ class _TraceBuilder:
     def _exception_event(self, error: BaseException, when_ns: int) -> dict[str, Any]:
         try:
             stack = "".join(traceback.format_exception(error)).strip()
-        except Exception:
-            stack = repr(error)
+        except Exception:  # an exception whose __str__ raises
+            stack = f"{type(error).__name__}: {safe_str(error)}"
         return event(
             "exception",
             when_ns,
             {
                 "exception.type": type(error).__name__,
-                "exception.message": self._text(str(error)),
+                "exception.message": self._text(safe_str(error)),
                 "exception.stacktrace": self._text(truncate(stack, STACKTRACE_CHARS)[0]),
             },
         )
@@ -357,7 +359,7 @@ class _TraceBuilder:
         tags = {
             k: v[:TAG_VALUE_CHARS] for k, v in plan.tags.items() if not k.startswith("mlflow.")
         }
-        tags[TraceTagKey.TRACE_NAME] = workflow.name[:TAG_VALUE_CHARS]
+        tags[TraceTagKey.TRACE_NAME] = self._text(workflow.name)[:TAG_VALUE_CHARS]
         return TraceInfo(
             trace_id=self.trace_id,
             trace_location=TraceLocation.from_experiment_id(self.experiment_id),

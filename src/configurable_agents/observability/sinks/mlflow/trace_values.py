@@ -21,6 +21,7 @@ from configurable_agents.observability.capture.records import (
     WorkflowRecord,
 )
 from configurable_agents.observability.facts.assemble import CallFacts, RunPlan
+from configurable_agents.observability.facts.serialization import to_jsonable
 
 if TYPE_CHECKING:
 
@@ -74,11 +75,29 @@ def root_outputs(workflow: WorkflowRecord) -> Any:
 def llm_inputs(call: LLMCallRecord) -> Any:
     """Chat inputs in the OpenAI message shape MLflow's chat view renders."""
     if call.messages is not None:
-        batches = [convert_to_openai_messages(batch) for batch in call.messages]
+        batches = [_mask_arguments(convert_to_openai_messages(batch)) for batch in call.messages]
         if len(batches) == 1:
             return {"messages": batches[0]}
         return [{"messages": batch} for batch in batches]
     return {"prompts": list(call.prompts or [])}
+
+
+def _mask_arguments(value: Any) -> Any:
+    """Secret-named tool-call arguments masked: the OpenAI shape carries them as a JSON
+    *string* (``function.arguments``), which key-based masking alone never looks into."""
+    if isinstance(value, list):
+        return [_mask_arguments(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _mask_arguments(v) for k, v in value.items()}
+    arguments = out.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            return out
+        out["arguments"] = json.dumps(to_jsonable(parsed))
+    return out
 
 
 def generations_output(response: Any) -> Any:
@@ -89,7 +108,7 @@ def generations_output(response: Any) -> Any:
             message = getattr(generation, "message", None)
             info = getattr(generation, "generation_info", None) or {}
             if message is not None:
-                choices.append({"message": convert_to_openai_messages(message),
+                choices.append({"message": _mask_arguments(convert_to_openai_messages(message)),
                                 "finish_reason": info.get("finish_reason")})
             else:
                 choices.append({"text": getattr(generation, "text", "")})

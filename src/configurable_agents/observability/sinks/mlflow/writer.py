@@ -8,6 +8,7 @@ its files, set_terminated with the workflow's real end time.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 import time
@@ -21,7 +22,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.names import Kind, Tag
-from configurable_agents.observability.facts.plan import RunPlan
+from configurable_agents.observability.facts.plan import RunPlan, safe_artifact_name
+from configurable_agents.observability.sinks.mlflow.clean import clean_plan
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
@@ -32,6 +34,7 @@ MAX_ENTITIES_PER_BATCH = 1000
 
 PARENT_TAG = Tag.MLFLOW_PARENT_RUN_ID
 RUN_NAME_TAG = "mlflow.runName"
+_FILTER_SAFE = re.compile(r"[\w\-.:]{1,256}")
 
 
 class MlflowWriter:
@@ -108,13 +111,20 @@ class MlflowWriter:
             self.client.log_batch(run_id, tags=t, synchronous=True)
 
     def _log_artifacts(self, run_id: str, artifacts: dict[str, str]) -> None:
+        """Every name is re-checked here, the last gate before the disk (spool files too)."""
         with tempfile.TemporaryDirectory(prefix="ca-artifacts-") as tmp:
-            root = Path(tmp)
-            for rel, text in artifacts.items():
-                path = root / rel
+            root = Path(tmp).resolve()
+            written = 0
+            for name, text in artifacts.items():
+                rel = safe_artifact_name(name)
+                path = (root / rel).resolve() if rel else None
+                if path is None or not path.is_relative_to(root) or path == root:
+                    continue  # clean_plan already logged it; never write outside the run
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8", errors="surrogatepass")
-            self.client.log_artifacts(run_id, str(root))
+                path.write_text(str(text), encoding="utf-8", errors="replace")
+                written += 1
+            if written:
+                self.client.log_artifacts(run_id, str(root))
 
     def write_tree(
         self,
@@ -131,6 +141,12 @@ class MlflowWriter:
         With ``idempotent`` (retries, spool replays) runs already written for the same
         LangChain run ids are found and completed or skipped, never duplicated.
         """
+        plan = clean_plan(plan)
+        if parent_run_id is not None and not self._owns(
+            experiment_id, parent_run_id, langchain_run_id
+        ):
+            parent_run_id = None  # not ours to touch: find or create our own run instead
+            idempotent = True
         if idempotent and parent_run_id is None and langchain_run_id:
             existing = self.find_parent_run(experiment_id, langchain_run_id)
             parent_run_id = existing.info.run_id if existing is not None else None
@@ -166,6 +182,22 @@ class MlflowWriter:
                     self.complete_run(child_id, child)
             self._write_children(experiment_id, child, child_id, idempotent and found is not None)
 
+    def _owns(self, experiment_id: str, run_id: str, langchain_run_id: str | None) -> bool:
+        """Is ``run_id`` a run of this experiment carrying this workflow's LangChain run id?
+
+        A spool file names the run to complete; a forged one could name another
+        experiment's (or tenant's) run. Only a run that matches both is touched.
+        """
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        return (
+            run.info.experiment_id == experiment_id
+            and langchain_run_id is not None
+            and run.data.tags.get(Tag.LANGCHAIN_RUN_ID) == langchain_run_id
+        )
+
     def _is_terminated(self, run_id: str) -> bool:
         return self.client.get_run(run_id).info.status != "RUNNING"
 
@@ -181,6 +213,8 @@ class MlflowWriter:
 
     def find_parent_run(self, experiment_id: str, langchain_run_id: str) -> Any:
         """The parent run already written for a LangChain root run id, if any (idempotency)."""
+        if not _FILTER_SAFE.fullmatch(langchain_run_id):
+            return None  # never spliced into a filter string; such ids are not replayable
         runs = self.client.search_runs(
             [experiment_id],
             filter_string=(

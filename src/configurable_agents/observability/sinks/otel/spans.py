@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode,
 
 from configurable_agents.names import Metric, Tag
 from configurable_agents.observability.facts.assemble import CallFacts, RunPlan
+from configurable_agents.observability.facts.plan import safe_str
 from configurable_agents.observability.facts.usage import model_name_from_response
 from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
 from configurable_agents.observability.sinks.otel import content
@@ -210,7 +211,7 @@ class SpanBuilder:
     def _status(self, span: Span, error: BaseException | None, message: str | None) -> None:
         if error is None:
             return
-        text = message if message is not None else str(error)
+        text = message if message is not None else safe_str(error)
         text = content.clean(text, self._redact)
         span.set_attribute(cv.ERROR_TYPE, type(error).__qualname__)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {text}"[:1000]))

@@ -1,0 +1,184 @@
+"""The invariants every real-world program is checked against, and the model it talks to.
+
+A program from LangGraph / langchain-core / MLflow upstream runs with one
+:class:`MLflowCallbackHandler` against a real sqlite MLflow store; :func:`check`
+then reads MLflow and asserts what a user relies on: one parent run per top-level
+call, one nested run per executed node, the statuses and tags that say what
+happened, tokens and cost equal to what the model reported, nothing left RUNNING,
+and no internal error of ours. The program itself asserts that its return values
+and exceptions are what they are without the handler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from pydantic import Field, PrivateAttr
+
+from configurable_agents.names import Kind, Metric, Param, Status, Tag
+from configurable_agents.observability import MLflowCallbackHandler
+from tests.fakes import UsageChatModel, reply
+from tests.test_handler_shapes import make_handler
+
+# gemini-2.5-flash list prices (USD per token): what the fakes' usage costs.
+INPUT_PRICE = 0.30 / 1e6
+OUTPUT_PRICE = 2.50 / 1e6
+
+
+class ReportingModel(UsageChatModel):
+    """A fake chat model that remembers the usage it reported, call by call (thread-safe).
+
+    ``script`` answers in turn (then repeats the last); an AIMessage in it is sent as is
+    (tool calls included), a string becomes a reply with ``input_tokens`` / ``output_tokens``.
+    """
+
+    script: list[Any] = Field(default_factory=lambda: ["ok"])
+    input_tokens: int = 40
+    output_tokens: int = 10
+    messages: Iterator[AIMessage] = iter(())
+    _reported: list[dict[str, int]] = PrivateAttr(default_factory=list)
+    _turn: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        with self._lock:
+            turn = next(self._turn)
+            item = self.script[min(turn, len(self.script) - 1)]
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, AIMessage):
+                message = item.model_copy()
+            else:
+                message = reply(str(item), self.input_tokens, self.output_tokens, self.model_name)
+            usage = message.usage_metadata or {}
+            self._reported.append(
+                {"input": usage.get("input_tokens", 0), "output": usage.get("output_tokens", 0)}
+            )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @property
+    def reported(self) -> tuple[int, int]:
+        """(input, output) tokens this model reported so far."""
+        with self._lock:
+            return (
+                sum(u["input"] for u in self._reported),
+                sum(u["output"] for u in self._reported),
+            )
+
+
+class Failing(UsageChatModel):
+    """A provider that is down: every call raises (a primary to fall back from)."""
+
+    messages: Iterator[AIMessage] = iter(())
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        raise ConnectionError("primary provider down")
+
+
+@dataclass
+class Logged:
+    """What MLflow holds after the program ran: parents and their nested runs."""
+
+    parents: list[Run]
+    nodes: list[Run]
+    handler: MLflowCallbackHandler
+    children_of: dict[str, list[Run]] = field(default_factory=dict)
+
+    def nested(self, parent: Run) -> list[Run]:
+        """Every nested run under ``parent``, subgraph nodes included (depth first)."""
+        out: list[Run] = []
+        for child in self.children_of.get(parent.info.run_id, []):
+            out.append(child)
+            out.extend(self.nested(child))
+        return out
+
+    def node_ids(self, parent: Run) -> list[str]:
+        """Node ids of every nested run under ``parent``, sorted."""
+        return sorted(r.data.params[Param.NODE_ID] for r in self.nested(parent))
+
+    @property
+    def parent(self) -> Run:
+        assert len(self.parents) == 1, [p.info.run_name for p in self.parents]
+        return self.parents[0]
+
+
+def handler_for(store: str, experiment: str, **kwargs: Any) -> MLflowCallbackHandler:
+    return make_handler(store, experiment, **kwargs)
+
+
+def collect(client: MlflowClient, experiment: str, handler: MLflowCallbackHandler) -> Logged:
+    assert handler.flush(60), handler.stats()
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, "nothing was logged"
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    parents = [r for r in runs if r.data.tags.get(Tag.KIND) == Kind.WORKFLOW]
+    nodes = [r for r in runs if r.data.tags.get(Tag.KIND) == Kind.NODE]
+    children: dict[str, list[Run]] = {}
+    for run in nodes:
+        children.setdefault(run.data.tags[Tag.MLFLOW_PARENT_RUN_ID], []).append(run)
+    return Logged(parents, nodes, handler, children)
+
+
+def check(
+    client: MlflowClient,
+    experiment: str,
+    handler: MLflowCallbackHandler,
+    *,
+    calls: int,
+    statuses: dict[str, int] | None = None,
+    tokens: tuple[int, int] | None = None,
+) -> Logged:
+    """Assert the invariants; ``statuses`` counts parents by status tag (default: all FINISHED)."""
+    logged = collect(client, experiment, handler)
+    assert len(logged.parents) == calls, "one parent run per top-level call"
+    every = [*logged.parents, *logged.nodes]
+    assert all(r.info.status != Status.RUNNING for r in every), "nothing left RUNNING"
+    assert all(r.data.tags.get(Tag.STATUS) != Status.RUNNING for r in every)
+    seen: dict[str, int] = {}
+    for parent in logged.parents:
+        tag = parent.data.tags[Tag.STATUS]
+        seen[tag] = seen.get(tag, 0) + 1
+        _check_parent(parent, logged.nested(parent))
+    assert seen == (statuses or {Status.FINISHED: calls})
+    if tokens is not None:
+        got = (
+            sum(p.data.metrics[Metric.TOTAL_INPUT_TOKENS] for p in logged.parents),
+            sum(p.data.metrics[Metric.TOTAL_OUTPUT_TOKENS] for p in logged.parents),
+        )
+        assert got == tokens, "tokens equal what the model reported"
+        cost = sum(p.data.metrics[Metric.TOTAL_COST_USD] for p in logged.parents)
+        assert cost == pytest.approx(tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE)
+    stats = handler.stats()
+    assert stats.internal_errors == 0 and stats.failed == 0 and stats.active_runs == 0, stats
+    return logged
+
+
+def _check_parent(parent: Run, nested: list[Run]) -> None:
+    tags, metrics = parent.data.tags, parent.data.metrics
+    status = tags[Tag.STATUS]
+    expected_run_status = Status.FINISHED if status == Status.INTERRUPTED else status
+    assert parent.info.status == expected_run_status
+    assert metrics[Metric.STATUS] == (1 if expected_run_status == Status.FINISHED else 0)
+    assert (tags.get(Tag.INTERRUPTED) == "true") == (status == Status.INTERRUPTED)
+    assert (Tag.STOP_REASON in tags) == (status == Status.KILLED)
+    assert (Tag.ERROR_TYPE in tags) == (status == Status.FAILED)
+    # One nested run per executed node (subgraph nodes one level deeper), and they add up.
+    assert metrics[Metric.NODE_COUNT] == len(nested)
+    top = [r for r in nested if r.data.tags[Tag.MLFLOW_PARENT_RUN_ID] == parent.info.run_id]
+    node_tokens = sum(r.data.metrics[Metric.INPUT_TOKENS] for r in top)
+    assert node_tokens <= metrics[Metric.TOTAL_INPUT_TOKENS]
+    if status == Status.FINISHED:
+        assert all(r.data.tags[Tag.STATUS] == Status.FINISHED for r in nested), [
+            (r.info.run_name, r.data.tags[Tag.STATUS]) for r in nested
+        ]
