@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from configurable_agents.cli import app as cli
 from configurable_agents.evaluation import Contains, Dataset, LLMJudge, evaluate
 from configurable_agents.evaluation.workflow_eval import evaluate_workflow
-from configurable_agents.names import Artifact, EvalMetric, Kind, Metric, Tag
+from configurable_agents.names import Artifact, EvalMetric, EvalTag, Kind, Metric, Tag
 from configurable_agents.observability import MLflowCallbackHandler
 from tests.fakes import UsageChatModel, reply
 
@@ -59,8 +59,8 @@ def test_exact_accuracy_and_cost_per_correct_answer(qa_runs: dict, mlflow_store:
     for example in v1.examples:
         run = client.get_run(example.run_id)
         assert run.data.metrics[Metric.TOTAL_COST_USD] == example.cost_usd
-        assert run.data.tags[Tag.EVAL_RUN_ID] == v1.run_id
-        assert run.data.tags[Tag.EVAL_EXAMPLE_ID] == example.id
+        assert run.data.tags[EvalTag.EVAL_RUN_ID] == v1.run_id
+        assert run.data.tags[EvalTag.EVAL_EXAMPLE_ID] == example.id
         assert run.data.tags[Tag.KIND] == Kind.WORKFLOW
 
 
@@ -80,7 +80,7 @@ def test_the_evaluation_run_mlflow_shows(qa_runs: dict, mlflow_store: str) -> No
     assert dataset_input.dataset.digest == v1.dataset.digest
     assert "qa_dataset.jsonl" in dataset_input.dataset.source
     # The per-example table.
-    table_path = client.download_artifacts(v1.run_id, Artifact.EVAL_TABLE)
+    table_path = client.download_artifacts(v1.run_id, Artifact.EVAL_RESULTS)
     table = json.loads(Path(table_path).read_text())
     rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
     assert len(rows) == 20

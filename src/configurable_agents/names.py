@@ -97,15 +97,6 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
-    # Evaluation: an example's workflow run points at its evaluation run.
-    EVAL_RUN_ID: Final = "eval_run_id"
-    EVAL_EXAMPLE_ID: Final = "eval_example_id"
-    EVAL_ROLE: Final = "eval_role"  # an EvalRole value
-    EVAL_DATASET: Final = "eval_dataset"
-    EVAL_DATASET_DIGEST: Final = "eval_dataset_digest"
-    EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
-    # A LoggedModel id (set through ca_tags): the MLflow sink puts it on the run's trace.
-    MODEL_ID: Final = "configurable_agents.model_id"
     # DSPy optimization: which side a run is, and the runs it links to.
     DSPY_ROLE: Final = "dspy.role"  # "optimization" | "baseline" | "optimized"
     DSPY_BASELINE_RUN: Final = "dspy.baseline_eval_langchain_run_id"
@@ -121,8 +112,26 @@ class Kind:
     EVALUATION: Final = "evaluation"  # an evaluation run (its examples are workflow runs)
 
 
+class EvalTag:
+    """Tags linking runs to an evaluation and a workflow version (evaluation package).
+
+    Not in :class:`Tag` on purpose: the evaluation runner sets them on example runs
+    through invocation ``ca_tags``, which may never set a :class:`Tag` value.
+    """
+
+    EVAL_RUN_ID: Final = "eval_run_id"  # on an example run: its evaluation run
+    EVAL_EXAMPLE_ID: Final = "eval_example_id"
+    EVAL_ROLE: Final = "eval_role"  # an EvalRole value
+    EVAL_DATASET: Final = "eval_dataset"  # on the evaluation run
+    EVAL_DATASET_DIGEST: Final = "eval_dataset_digest"
+    EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
+    # A LoggedModel id: the MLflow sink copies it to the trace's ``mlflow.modelId``, so the
+    # trace is listed under that Agent version.
+    LOGGED_MODEL_ID: Final = "logged_model_id"
+
+
 class EvalRole:
-    """Values of :attr:`Tag.EVAL_ROLE`: what a run does within an evaluation."""
+    """Values of :attr:`EvalTag.EVAL_ROLE`: what a run does within an evaluation."""
 
     EXAMPLE: Final = "example"
     JUDGE: Final = "judge"

@@ -31,6 +31,7 @@ from configurable_agents.names import (
     PRICING_UNKNOWN,
     EvalMetric,
     EvalRole,
+    EvalTag,
     Kind,
     Metric,
     Param,
@@ -160,8 +161,8 @@ def _evaluate(
         eval_run_id = run.info.run_id
         mlflow.set_tags({
             Tag.KIND: Kind.EVALUATION, Tag.WORKFLOW_NAME: name, Tag.WORKFLOW_VERSION: version,
-            Tag.EVAL_DATASET: data.name, Tag.EVAL_DATASET_DIGEST: data.digest,
-            Tag.EVAL_PRIMARY_SCORER: scorers[0].name,
+            EvalTag.EVAL_DATASET: data.name, EvalTag.EVAL_DATASET_DIGEST: data.digest,
+            EvalTag.EVAL_PRIMARY_SCORER: scorers[0].name,
         })
         mlflow.log_params({Param.WORKFLOW_NAME: name, Param.WORKFLOW_VERSION: version,
                            "dataset": data.name, "scorers": ",".join(s.name for s in scorers)})
@@ -200,9 +201,9 @@ def _run_examples(
     results: list[ExampleResult] = []
     for example in data.examples:
         root_id = uuid4()
-        tags = {Tag.EVAL_RUN_ID: eval_run_id, Tag.EVAL_EXAMPLE_ID: example.id,
-                Tag.EVAL_ROLE: EvalRole.EXAMPLE}
-        example_tags = {**tags, **({Tag.MODEL_ID: model_id} if model_id else {})}
+        tags = {EvalTag.EVAL_RUN_ID: eval_run_id, EvalTag.EVAL_EXAMPLE_ID: example.id,
+                EvalTag.EVAL_ROLE: EvalRole.EXAMPLE}
+        example_tags = {**tags, **({EvalTag.LOGGED_MODEL_ID: model_id} if model_id else {})}
         run_config: dict[str, Any] = {
             "callbacks": [handler], "run_id": root_id, "run_name": name,
             "metadata": _merge_metadata(metadata, example_tags),
@@ -221,7 +222,7 @@ def _run_examples(
             result.output = extract_output(raw, output_key)
             judge_config: dict[str, Any] = {
                 "callbacks": [judge_handler] if judge_handler else [],
-                "metadata": _merge_metadata({}, {**tags, Tag.EVAL_ROLE: EvalRole.JUDGE}),
+                "metadata": _merge_metadata({}, {**tags, EvalTag.EVAL_ROLE: EvalRole.JUDGE}),
             }
             result.scores = _score_all(scorers, example, result.output, judge_config)
         else:
@@ -259,7 +260,7 @@ def _judge_cost(client: MlflowClient, judge: MLflowCallbackHandler | None,
     judge.close(timeout=max(judge.config.flush_timeout_s, EXPORT_WAIT_S))
     runs = client.search_runs(
         [mlflow.get_experiment_by_name(judge.config.experiment_name).experiment_id],
-        filter_string=f"tags.{Tag.EVAL_RUN_ID} = '{eval_run_id}' and "
-                      f"tags.{Tag.EVAL_ROLE} = '{EvalRole.JUDGE}'",
+        filter_string=f"tags.{EvalTag.EVAL_RUN_ID} = '{eval_run_id}' and "
+                      f"tags.{EvalTag.EVAL_ROLE} = '{EvalRole.JUDGE}'",
     )
     return sum(r.data.metrics.get(Metric.TOTAL_COST_USD, 0.0) for r in runs)

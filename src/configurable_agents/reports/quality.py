@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from configurable_agents.names import Artifact, EvalMetric, Kind, Tag
+from configurable_agents.names import Artifact, EvalMetric, EvalTag, Kind, Tag
 from configurable_agents.reports import bootstrap
 from configurable_agents.reports.access import open_client, resolve_experiments
 from configurable_agents.reports.render import printable
@@ -126,8 +126,8 @@ def _load_side(client: Any, run: Any) -> EvalSide:
     version = tags.get(Tag.WORKFLOW_VERSION)
     label = f"v{version}" if version and version[0].isdigit() else (
         version or run.info.run_name or run.info.run_id)
-    return EvalSide(run.info.run_id, label, tags.get(Tag.EVAL_DATASET, ""),
-                    tags.get(Tag.EVAL_DATASET_DIGEST, ""), rows)
+    return EvalSide(run.info.run_id, label, tags.get(EvalTag.EVAL_DATASET, ""),
+                    tags.get(EvalTag.EVAL_DATASET_DIGEST, ""), rows)
 
 
 def _cost(row: dict[str, Any]) -> float | None:
@@ -195,7 +195,7 @@ def compare_evaluations(
 
 def examples_filter(eval_run_id: str) -> str:
     """The filter over an evaluation's example runs (for the cost and per-node compare)."""
-    return f"tags.{Tag.EVAL_RUN_ID} = '{eval_run_id}'"
+    return f"tags.{EvalTag.EVAL_RUN_ID} = '{eval_run_id}'"
 
 
 def quality_table(c: QualityComparison) -> Table:
