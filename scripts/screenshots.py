@@ -1,15 +1,16 @@
-"""Screenshots of the MLflow UI on data our handler wrote: Overview, Traces, a run, a trace.
+"""Screenshots of the MLflow UI on our data: Overview, Traces, a run, a trace, evaluations.
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--keep]
 
 Starts ``mlflow server`` on 127.0.0.1 (a free port, a throwaway sqlite store), seeds it
 *through the server* (the REST path users with a tracking server take) with the offline
 demo (article writer v1.0.0 and v2.0.0) plus ReAct-agent turns grouped into two
-sessions, then drives headless Chromium (Debian ``chromium``) over the DevTools
-protocol: load each page, let the UI fetch and draw, close one-time tips, save a PNG
-(re-encoded with a palette when above 300 KB). Everything is local (the browser reaches
-the server as ``mlflow-screenshots``, mapped to 127.0.0.1); server and browser are
-stopped at the end.
+sessions, and the QA assistant v1.0.0 and v2.0.0 evaluated on the shipped QA dataset
+(Evaluation runs, Prompts and Agent versions pages), then drives headless Chromium
+(Debian ``chromium``) over the DevTools protocol: load each page, let the UI fetch and
+draw, close one-time tips, save a PNG (re-encoded with a palette when above 300 KB).
+Everything is local (the browser reaches the server as ``mlflow-screenshots``, mapped to
+127.0.0.1); server and browser are stopped at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "article_writer"
+QA_EXPERIMENT = "qa_assistant"
 # The browser reaches the server under this name (mapped to 127.0.0.1): MLflow's UI opens
 # its assistant panel on first load when the page's host is localhost / 127.0.0.1.
 BROWSER_HOST = "mlflow-screenshots"
@@ -59,6 +61,13 @@ DISMISS_TIPS_JS = """
   .filter(b => ['Got it'].includes(b.textContent.trim()))
   .forEach(b => b.click());
 """
+
+
+FOCUS_SEARCH_JS = "document.querySelector('input[placeholder*=\"metrics\"]')?.focus()"
+# The Evaluation runs view lists every run of the experiment, example runs included:
+# show only the evaluation runs.
+EVALUATION_RUNS_FILTER = "tags.`configurable_agents.kind` = 'evaluation'"
+SEARCHES = {"mlflow_evaluation_runs.png": EVALUATION_RUNS_FILTER}
 
 
 def free_port() -> int:
@@ -164,6 +173,28 @@ def seed(url: str) -> tuple[str, str, str]:
     return experiment.experiment_id, run_id, trace_id
 
 
+def seed_evaluations(url: str) -> tuple[str, str]:
+    """QA v1.0.0 and v2.0.0 evaluated through the server, prompts registered.
+
+    Returns the experiment id and v2.0.0's evaluation run id.
+    """
+    from mlflow import MlflowClient
+
+    from configurable_agents.evaluation.scorers import Contains
+    from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+
+    examples = ROOT / "examples"
+    for name in ("qa_assistant.yaml", "qa_assistant_v2.yaml"):
+        result = evaluate_workflow(examples / name, examples / "qa_dataset.jsonl", [Contains()],
+                                   demo=True, tracking_uri=url, experiment=QA_EXPERIMENT,
+                                   register_prompts=True)
+        print(f"evaluated {name}: accuracy {result.accuracy:.0%}, cost per correct answer "
+              f"${result.cost_per_correct_usd:.6f}, run {result.run_id}")
+    experiment = MlflowClient(url).get_experiment_by_name(QA_EXPERIMENT)
+    assert experiment is not None
+    return experiment.experiment_id, result.run_id
+
+
 class Browser:
     """Headless Chromium driven over the DevTools protocol (one page, one profile).
 
@@ -218,13 +249,21 @@ class Browser:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
-    def screenshot(self, url: str, target: Path, width: int, height: int) -> None:
+    def screenshot(self, url: str, target: Path, width: int, height: int,
+                   search: str | None = None) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=False)
         self.call("Page.navigate", url=url)
         time.sleep(SETTLE_S)
         self.call("Runtime.evaluate", expression=DISMISS_TIPS_JS)
         time.sleep(1.0)
+        if search:  # typed into the page's search box, as a user would
+            self.call("Runtime.evaluate", expression=FOCUS_SEARCH_JS)
+            self.call("Input.insertText", text=search)
+            for kind in ("keyDown", "keyUp"):
+                self.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                          windowsVirtualKeyCode=13)
+            time.sleep(SETTLE_S / 2)
         data = self.call("Page.captureScreenshot", format="png")["data"]
         target.write_bytes(base64.b64decode(data))
         _shrink(target)
@@ -259,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with mlflow_server(workdir, port) as url:
             experiment_id, run_id, trace_id = seed(url)
+            qa_experiment_id, eval_run_id = seed_evaluations(url)
+            qa = f"http://{BROWSER_HOST}:{port}/#/experiments/{qa_experiment_id}"
             base = f"http://{BROWSER_HOST}:{port}/#/experiments/{experiment_id}"
             pages = {
                 "mlflow_overview.png": f"{base}/overview/usage",
@@ -268,11 +309,17 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "mlflow_run.png": f"{base}/runs/{run_id}",
                 "mlflow_run_traces.png": f"{base}/runs/{run_id}/traces",
+                "mlflow_evaluation_runs.png": f"{qa}/evaluation-runs",
+                # v2.0.0's evaluation run: its example traces with their assessments.
+                "mlflow_evaluation_traces.png": f"{qa}/runs/{eval_run_id}/traces",
+                "mlflow_prompts.png": f"{qa}/prompts",
+                "mlflow_agent_versions.png": f"{qa}/models",
             }
             with Browser(chromium, workdir / "chromium-profile") as browser:
                 for name, page in pages.items():
                     width, height = SIZES.get(name, (1600, 1000))
-                    browser.screenshot(page, args.out / name, width, height)
+                    browser.screenshot(page, args.out / name, width, height,
+                                       search=SEARCHES.get(name))
     finally:
         if args.keep:
             print(f"store kept in {workdir}")

@@ -58,6 +58,7 @@ MLFLOW_DEFAULTS = {
     "block_on_full": False,
     "quarantine_experiment": "configurable_agents_quarantine",
     "tenant_fail_closed": False,
+    "register_prompts": False,  # Prompt Registry (evaluation issue)
     "redaction": RedactionConfig(),
 }
 

@@ -7,6 +7,7 @@ import typer
 from configurable_agents.commands import (
     cleanup_cmd,
     config_cmd,
+    eval_cmd,
     prices_cmd,
     report_cmd,
     run_cmd,
@@ -25,6 +26,7 @@ app.command("prices")(prices_cmd.prices)
 run_cmd.register(app)
 app.command("cleanup")(cleanup_cmd.cleanup)
 app.command("sync")(sync_cmd.sync)
+eval_cmd.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,9 @@ Runs the article writer a few times on prompt version 1.0.0 and 2.0.0 with the
 demo model (priced as the configured gemini-2.5-flash, tagged ``demo_model``),
 logging to ``sqlite:///mlflow.db`` in the current directory through one shared
 MLflow handler, then reads the runs back from MLflow and prints them, with the
-command that opens the MLflow UI on them.
+command that opens the MLflow UI on them. Then it evaluates the QA assistant v1.0.0
+and v2.0.0 on ``examples/qa_dataset.jsonl`` and prints their quality compare
+(accuracy and cost deltas with paired-bootstrap intervals).
 
     python -m configurable_agents.demo [--runs 3] [--tracking-uri sqlite:///mlflow.db]
 """
@@ -12,6 +14,7 @@ command that opens the MLflow UI on them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +32,9 @@ from configurable_agents.runtime.executor import WorkflowResult, run_workflow_fr
 
 EXPERIMENT = "article_writer"
 WORKFLOW_FILES = ("article_writer.yaml", "article_writer_v2.yaml")
+QA_EXPERIMENT = "qa_assistant"
+QA_FILES = ("qa_assistant.yaml", "qa_assistant_v2.yaml")
+QA_DATASET = "qa_dataset.jsonl"
 TOPICS = (
     "AI agents in healthcare",
     "Observability for LLM applications",
@@ -132,11 +138,43 @@ def print_reports(tracking_uri: str, experiment: str) -> None:
     render.print_comparison(comparison, console)
 
 
+def run_evaluations(tracking_uri: str, examples: Path | None = None) -> list[str]:
+    """Evaluate QA v1.0.0 and v2.0.0 on the shipped dataset; their evaluation run ids."""
+    from configurable_agents.evaluation.scorers import Contains
+    from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+
+    folder = examples or examples_dir()
+    run_ids = []
+    for name in QA_FILES:
+        with console.status(f"evaluating {name} on {QA_DATASET}"):
+            result = evaluate_workflow(folder / name, folder / QA_DATASET, [Contains()],
+                                       demo=True, tracking_uri=tracking_uri,
+                                       experiment=QA_EXPERIMENT, register_prompts=True)
+        console.print(f"{name}: accuracy {result.accuracy:.0%}, cost per correct answer "
+                      f"${result.cost_per_correct_usd or 0:.6f} (evaluation run {result.run_id})",
+                      highlight=False)
+        run_ids.append(result.run_id)
+    return run_ids
+
+
+def print_quality_compare(tracking_uri: str, run_ids: list[str]) -> None:
+    from configurable_agents.reports.quality import compare_evaluations, print_quality
+
+    console.print(f"\n[bold]$ configurable-agents report compare --experiment {QA_EXPERIMENT} "
+                  f"--baseline {run_ids[0]} --candidate {run_ids[1]}[/bold] (quality part)")
+    quality = compare_evaluations(run_ids[0], run_ids[1], tracking_uri=tracking_uri,
+                                  experiments=[QA_EXPERIMENT])
+    if quality is not None:
+        print_quality(quality, console)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m configurable_agents.demo")
     parser.add_argument("--runs", type=int, default=3, help="runs per workflow version")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     parser.add_argument("--experiment", default=EXPERIMENT)
+    parser.add_argument("--no-eval", dest="eval", action="store_false",
+                        help="skip the QA evaluation of v1.0.0 vs v2.0.0")
     args = parser.parse_args(argv)
     console.print(
         f"Running the article writer v1.0.0 and v2.0.0 x{args.runs} on the offline demo model "
@@ -145,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_demo(args.tracking_uri, args.experiment, args.runs)
     failed = [r for r in results if r.summary is None]
     print_reports(args.tracking_uri, args.experiment)
+    if args.eval:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        print_quality_compare(args.tracking_uri, run_evaluations(args.tracking_uri))
     backend = args.tracking_uri
     console.print("\nOpen the MLflow UI on these runs (then http://127.0.0.1:5000) with:")
     console.print(f"  make ui    # or: .venv/bin/mlflow ui --backend-store-uri {backend}",

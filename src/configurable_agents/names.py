@@ -109,6 +109,47 @@ class Kind:
 
     WORKFLOW: Final = "workflow"
     NODE: Final = "node"
+    EVALUATION: Final = "evaluation"  # an evaluation run (its examples are workflow runs)
+
+
+class EvalTag:
+    """Tags linking runs to an evaluation and a workflow version (evaluation package).
+
+    Not in :class:`Tag` on purpose: the evaluation runner sets them on example runs
+    through invocation ``ca_tags``, which may never set a :class:`Tag` value.
+    """
+
+    EVAL_RUN_ID: Final = "eval_run_id"  # on an example run: its evaluation run
+    EVAL_EXAMPLE_ID: Final = "eval_example_id"
+    EVAL_ROLE: Final = "eval_role"  # an EvalRole value
+    EVAL_DATASET: Final = "eval_dataset"  # on the evaluation run
+    EVAL_DATASET_DIGEST: Final = "eval_dataset_digest"
+    EVAL_PRIMARY_SCORER: Final = "eval_primary_scorer"
+    # A LoggedModel id: the MLflow sink copies it to the trace's ``mlflow.modelId``, so the
+    # trace is listed under that Agent version.
+    LOGGED_MODEL_ID: Final = "logged_model_id"
+
+
+class EvalRole:
+    """Values of :attr:`EvalTag.EVAL_ROLE`: what a run does within an evaluation."""
+
+    EXAMPLE: Final = "example"
+    JUDGE: Final = "judge"
+
+
+class EvalMetric:
+    """Metrics of an evaluation run (each scorer's mean is ``<scorer>/mean``, MLflow's name)."""
+
+    ACCURACY: Final = "accuracy"
+    EXAMPLES: Final = "example_count"
+    CORRECT: Final = "correct_count"
+    ERRORS: Final = "error_count"
+    LATENCY_MEAN_S: Final = "latency_mean_s"
+    LATENCY_P95_S: Final = "latency_p95_s"
+    TOTAL_COST_USD: Final = "total_cost_usd"
+    COST_PER_EXAMPLE_USD: Final = "cost_per_example_usd"
+    COST_PER_CORRECT_USD: Final = "cost_per_correct_usd"
+    JUDGE_COST_USD: Final = "judge_cost_usd"
 
 
 class Status:
@@ -151,7 +192,9 @@ class Artifact:
     PARAMS_DIR: Final = "params"
     OPTIMIZED_PROGRAM: Final = "optimized_program.json"  # DSPy's own save format
     PROGRAM_DIFF: Final = "program_diff.md"  # instructions and demos, baseline vs optimized
-    EVAL_RESULTS: Final = "eval_results.json"  # one row per example: inputs, prediction, score
+    # One row per example: a DSPy evaluation's (inputs, prediction, score), or an
+    # evaluation run's (id, inputs, expected, output, score, correct, cost_usd, ...).
+    EVAL_RESULTS: Final = "eval_results.json"
 
 
 # Invocation metadata keys that become attribution tags on the parent and every node.

@@ -8,6 +8,7 @@ matched" line. The table goes to stdout, progress to stderr.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from configurable_agents.reports import render
+from configurable_agents.reports.quality import compare_evaluations, examples_filter, print_quality
 from configurable_agents.reports.reporting import (
     DEFAULT_EXPERIMENT,
     ProgressFn,
@@ -39,6 +41,7 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # reading an evaluation's table
 }
 
 
@@ -191,10 +194,24 @@ def compare(
     fmt: Format = FORMAT,
     output: Path | None = OUTPUT,
     direct_db: bool = DIRECT_DB,
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (evaluation runs)."),
 ) -> None:
-    """Side-by-side measures with absolute and relative deltas, overall and per node."""
+    """Side-by-side measures with absolute and relative deltas, overall and per node.
+
+    When both sides name evaluation runs (run ids, or filters matching them), compare
+    their example runs and add accuracy and cost per correct answer, paired by example
+    id, with paired-bootstrap 95% intervals and a verdict.
+    """
     _http_fail_fast()
     _check_writable("--output", output)
+    try:
+        quality = compare_evaluations(baseline, candidate, tracking_uri=tracking_uri,
+                                      experiments=experiment, seed=seed)
+    except ReportError as exc:
+        raise _report_failure(exc) from None
+    if quality is not None:
+        baseline = examples_filter(quality.baseline.run_id)
+        candidate = examples_filter(quality.candidate.run_id)
     try:
         with _progress() as progress:
             result = compare_runs(baseline, candidate, tracking_uri=tracking_uri,
@@ -205,8 +222,23 @@ def compare(
     if fmt is not Format.table:
         for line in [*result.notes, *render.empty_side_lines(result)]:
             typer.echo(line, err=True)
-    text = render.comparison_json if fmt is Format.json else render.comparison_csv
-    _emit(fmt, output, lambda: text(result), lambda c: render.print_comparison(result, c))
+    if quality is None:
+        text = render.comparison_json if fmt is Format.json else render.comparison_csv
+        _emit(fmt, output, lambda: text(result), lambda c: render.print_comparison(result, c))
+        return
+    q = quality
+
+    def json_text() -> str:
+        return json.dumps({**result.to_dict(), "quality": q.to_dict()}, indent=2)
+
+    def csv_text() -> str:
+        return render.comparison_csv(result) + f"quality,verdict,,,,{q.verdict}\r\n"
+
+    def tables(console: Console) -> None:
+        render.print_comparison(result, console)
+        print_quality(q, console)
+
+    _emit(fmt, output, json_text if fmt is Format.json else csv_text, tables)
 
 
 __all__ = ["app", "resolve_tracking_uri"]

@@ -102,6 +102,11 @@ class MLFlowConfig(StrictModel):
     max_artifact_bytes: int = Field(default=5_000_000, ge=1024)
     tags: dict[str, str] = Field(default_factory=dict)
     tag_metadata_keys: list[str] = Field(default_factory=list)
+    register_prompts: bool = Field(
+        default=False,
+        description="Register each node's prompt in MLflow's Prompt Registry (a new version "
+        "only when the text changes) and link the versions to the runs that used them.",
+    )
     spool_dir: str | None = Field(
         default=None,
         description="Where workflows wait while MLflow is unreachable; default "

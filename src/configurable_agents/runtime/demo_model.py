@@ -5,7 +5,8 @@ It answers from the prompt, reports ``usage_metadata`` the way real providers do
 handler prices it like the real model would be priced. It honours "N words" and
 "N bullet points" in a prompt (an edited, shorter prompt costs less, as it
 would for real), emits JSON when the prompt carries a JSON Schema, and calls
-every bound tool once before answering (enough for a ReAct loop).
+every bound tool once before answering (enough for a ReAct loop), and answers a
+``Question:`` prompt deterministically (:mod:`.demo_qa`, for the evaluation demo).
 
 Runs made with it are tagged ``demo_model=true`` by the runner: its costs are
 what the configured model *would* have cost, not real spend.
@@ -29,6 +30,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
+
+from configurable_agents.runtime import demo_qa
 
 JSON_SCHEMA_MARKER = "JSON Schema:"
 DEFAULT_WORDS = 120
@@ -296,6 +299,9 @@ class DemoChatModel(BaseChatModel):
                 for i, t in enumerate(tools)
             ]
             return AIMessage(content="", tool_calls=calls)
+        qa_reply = demo_qa.answer(prompt)
+        if qa_reply is not None:
+            return AIMessage(content=qa_reply)
         schema = _schema_in(prompt)
         if schema is not None:
             return AIMessage(content=structured_reply(schema, prompt, seed))

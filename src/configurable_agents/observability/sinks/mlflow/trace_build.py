@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey, TraceTagKey
 
-from configurable_agents.names import Metric, Tag
+from configurable_agents.names import EvalTag, Metric, Tag
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
@@ -354,6 +354,8 @@ class _TraceBuilder:
             metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
         if plan.calls:
             metadata[TraceMetadataKey.COST] = json.dumps(trace_cost(plan))
+        if model_id := plan.tags.get(EvalTag.LOGGED_MODEL_ID):  # the Agent versions page's link
+            metadata[TraceMetadataKey.MODEL_ID] = model_id[:METADATA_CHARS]
         tags = {
             k: v[:TAG_VALUE_CHARS] for k, v in plan.tags.items() if not k.startswith("mlflow.")
         }

@@ -1,0 +1,103 @@
+"""``configurable-agents eval WORKFLOW.yaml --dataset FILE``: accuracy next to cost.
+
+Errors are one line on stderr: exit 2 for a dataset or option that cannot be used
+(the message names the line and field), 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from configurable_agents.config.loader import ConfigError
+from configurable_agents.evaluation.dataset import DatasetError
+from configurable_agents.evaluation.results import EvaluationResult
+from configurable_agents.evaluation.scorers import builtin
+from configurable_agents.names import EvalMetric
+from configurable_agents.reports.render import printable
+
+_SHOWN = (
+    (EvalMetric.ACCURACY, "{:.1%}"),
+    (EvalMetric.CORRECT, "{:.0f}"),
+    (EvalMetric.EXAMPLES, "{:.0f}"),
+    (EvalMetric.ERRORS, "{:.0f}"),
+    (EvalMetric.TOTAL_COST_USD, "${:.6f}"),
+    (EvalMetric.COST_PER_EXAMPLE_USD, "${:.6f}"),
+    (EvalMetric.COST_PER_CORRECT_USD, "${:.6f}"),
+    (EvalMetric.JUDGE_COST_USD, "${:.6f}"),
+    (EvalMetric.LATENCY_MEAN_S, "{:.3f} s"),
+    (EvalMetric.LATENCY_P95_S, "{:.3f} s"),
+)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {printable(message)}", err=True)
+    return typer.Exit(code=code)
+
+
+def summary_table(result: EvaluationResult) -> Table:
+    table = Table(title=f"Evaluation run {result.run_id} on {printable(result.dataset.name)} "
+                        f"({result.dataset.digest})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, fmt in _SHOWN:
+        if name in result.metrics:
+            table.add_row(name, fmt.format(result.metrics[name]))
+    for name, value in sorted(result.metrics.items()):
+        if name.endswith("/mean"):
+            table.add_row(printable(name), f"{value:.3f}")
+    return table
+
+
+def eval_command(
+    workflow: Path = typer.Argument(..., help="Workflow YAML file."),
+    dataset: Path = typer.Option(..., "--dataset", "-d",
+                                 help="JSON Lines or CSV: inputs plus an 'expected' field."),
+    scorer: list[str] | None = typer.Option(
+        None, "--scorer", "-s", help="exact_match, contains, regex[:PATTERN], json_field:PATH, "
+        "numeric[:TOL] (repeatable; the first decides correctness). Default: contains."),
+    output_key: str | None = typer.Option(
+        None, "--output-key", help="State field to score. Default: the last output field."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="Override the workflow's tracking URI."),
+    experiment: str | None = typer.Option(None, "--experiment", "-e",
+                                          help="Override the workflow's experiment."),
+    demo: bool | None = typer.Option(None, "--demo/--no-demo",
+                                     help="Use the offline demo model."),
+    register_prompts: bool | None = typer.Option(
+        None, "--register-prompts/--no-register-prompts",
+        help="Register node prompts in MLflow's Prompt Registry (default: the config's "
+        "observability.mlflow.register_prompts)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
+    from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+
+    try:
+        scorers = [builtin(spec) for spec in (scorer or ["contains"])]
+    except ValueError as exc:
+        raise _fail(f"--scorer: {exc}", 2) from None
+    try:
+        result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
+                                   tracking_uri=tracking_uri, experiment=experiment,
+                                   output_key=output_key, register_prompts=register_prompts)
+    except DatasetError as exc:
+        raise _fail(str(exc), 2) from None
+    except ConfigError as exc:
+        raise _fail(str(exc), 1) from None
+    for note in result.notes:
+        typer.echo(f"note: {printable(note)}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"run_id": result.run_id, "model_id": result.model_id,
+                               "dataset": result.dataset.name,
+                               "digest": result.dataset.digest, "metrics": result.metrics}))
+        return
+    Console().print(summary_table(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

@@ -1,0 +1,111 @@
+"""Writing an evaluation into MLflow with MLflow's own evaluation machinery.
+
+The examples already ran as ordinary workflow runs, each with its trace. We hand those
+traces to ``mlflow.genai.evaluate`` with one MLflow scorer per scorer of ours, which
+returns the score we already computed: MLflow then links the traces to the evaluation
+run, records each score as an assessment on its trace, logs ``<scorer>/mean`` and marks
+the run as a GenAI evaluation, so it appears in the Evaluation runs view. Scores are
+computed once by us (not by MLflow) so that an LLM judge is called, and paid for, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Feedback
+
+from configurable_agents.evaluation.dataset import Dataset
+from configurable_agents.evaluation.results import ExampleResult
+from configurable_agents.names import Artifact
+
+log = logging.getLogger(__name__)
+# mlflow.genai imports LiteLLM, which fetches a price map over the network at import time
+# (and retries for ~10 s when offline); its bundled copy is enough for us.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+EXPECTATION = "expected_response"  # the expectation name MLflow's built-in judges read
+_IDENTITY_ATTR = "mlflow.genaiEvaluate.datasetIdentity"  # mlflow.utils.mlflow_tags
+
+
+def dataset_frame(dataset: Dataset) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"id": e.id, "inputs": e.inputs, "expected": e.expected} for e in dataset.examples]
+    )
+
+
+def mlflow_dataset(dataset: Dataset) -> Any:
+    """The dataset as an MLflow dataset: its name, digest and source fill the Dataset column."""
+    frame = dataset_frame(dataset).assign(inputs=lambda f: f["inputs"].map(json.dumps))
+    return mlflow.data.from_pandas(
+        frame, source=dataset.source or None, name=dataset.name, digest=dataset.digest
+    )
+
+
+def _identity(dataset: Dataset, frame: pd.DataFrame) -> dict[str, Any]:
+    """Tell ``mlflow.genai.evaluate`` which dataset these rows are (else it logs 'dataset')."""
+    from mlflow.genai.datasets.evaluation_dataset import compute_records_sha256
+
+    entity = mlflow_dataset(dataset)._to_mlflow_entity()
+    return {
+        "records_sha256": compute_records_sha256(frame),
+        "name": entity.name,
+        "digest": entity.digest,
+        "source_type": entity.source_type,
+        "source": entity.source,
+        "schema": entity.schema,
+        "profile": entity.profile,
+    }
+
+
+def _replayed_scorer(name: str, by_trace: dict[str, ExampleResult]) -> Any:
+    from mlflow.genai.scorers import scorer as mlflow_scorer
+
+    def replay(trace: Any) -> Feedback:
+        result = by_trace[trace.info.trace_id]
+        score = result.scores[name]
+        return Feedback(value=score.value, rationale=score.rationale or None)
+
+    return mlflow_scorer(replay, name=name)
+
+
+def log_with_mlflow_genai(
+    client: MlflowClient,
+    dataset: Dataset,
+    examples: Sequence[ExampleResult],
+    scorer_names: Sequence[str],
+    model_id: str | None,
+) -> bool:
+    """Run ``mlflow.genai.evaluate`` over the examples' traces in the active run.
+
+    False (and the dataset logged the plain way) when no example has a trace.
+    """
+    by_trace = {e.trace_id: e for e in examples if e.trace_id and e.error is None}
+    rows = []
+    for trace_id, result in by_trace.items():
+        trace = client.get_trace(trace_id)
+        rows.append({"trace": trace, "expectations": {EXPECTATION: result.expected}})
+    if not rows:
+        mlflow.log_input(mlflow_dataset(dataset))
+        return False
+    frame = pd.DataFrame(rows)
+    try:
+        frame.attrs[_IDENTITY_ATTR] = _identity(dataset, frame)
+    except Exception:  # an MLflow without dataset identities: it logs the rows as 'dataset'
+        log.debug("could not name the dataset for mlflow.genai.evaluate", exc_info=True)
+    scorers = [_replayed_scorer(name, by_trace) for name in scorer_names]
+    mlflow.genai.evaluate(data=frame, scorers=scorers, model_id=model_id)
+    return True
+
+
+def log_table(examples: Sequence[ExampleResult]) -> None:
+    """The per-example table, viewable in the run's artifacts (and read by ``report``)."""
+    rows = [e.row() for e in examples]
+    if rows:
+        mlflow.log_table(data=pd.DataFrame(rows), artifact_file=Artifact.EVAL_RESULTS)

@@ -1,0 +1,54 @@
+"""Workflow prompts in MLflow's Prompt Registry (``observability.mlflow.register_prompts``).
+
+One registered prompt per workflow node, named ``<workflow>.<node>``; a new version is
+registered only when the template text differs from the latest version's, so running
+the same workflow again reuses the version it has. The ``prompt_template_sha`` /
+``prompts_sha`` params stay on the runs; the registry adds history, diffs and the run
+page's "Registered prompts" links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from mlflow import MlflowClient
+
+from configurable_agents.config.workflow import WorkflowConfig
+from configurable_agents.names import Param
+
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def prompt_name(workflow: str, node_id: str) -> str:
+    """Prompt names allow letters, digits, '-', '_' and '.': anything else becomes '_'."""
+    return _NOT_ALLOWED.sub("_", f"{workflow}.{node_id}")
+
+
+def register_workflow_prompts(client: MlflowClient, workflow: WorkflowConfig) -> list[Any]:
+    """Register (or reuse) each node's prompt template; returns the versions in node order."""
+    versions = []
+    for node in workflow.nodes:
+        name = prompt_name(workflow.flow.name, node.id)
+        latest = client.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
+        if latest is not None and latest.template == node.prompt:
+            versions.append(latest)
+            continue
+        versions.append(client.register_prompt(
+            name=name,
+            template=node.prompt,
+            commit_message=f"{workflow.flow.name} {workflow.flow.version}: node {node.id}",
+            tags={Param.WORKFLOW_NAME: workflow.flow.name,
+                  Param.WORKFLOW_VERSION: workflow.flow.version,
+                  Param.NODE_ID: node.id,
+                  "prompt_template_sha": node.prompt_template_sha},
+        ))
+    return versions
+
+
+def link_prompts(client: MlflowClient, run_ids: Iterable[str], versions: list[Any]) -> None:
+    """Show the versions under "Registered prompts" on each run's page."""
+    for run_id in run_ids:
+        for version in versions:
+            client.link_prompt_version_to_run(run_id, version)
