@@ -185,6 +185,7 @@ def test_optimizer_failure_is_logged_and_reraised(
 
 def test_example_runs_offline_and_logs_the_three_runs(
     mlflow_store: str, mlflow_client: MlflowClient, experiment_name: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import importlib.util
 
@@ -195,6 +196,9 @@ def test_example_runs_offline_and_logs_the_three_runs(
     spec.loader.exec_module(module)
     result = module.main(mlflow_store, experiment_name)
     assert (result.baseline_score, result.optimized_score) == (0.0, 100.0)
+    printed = capsys.readouterr().out
+    assert "optimized: " in printed and "significantly more accurate" in printed
+    print(printed)
     parents, _ = runs_of(mlflow_client, experiment_name)
     opt = next(p for p in parents if p.data.tags.get(DspyTag.ROLE) == "optimization")
     calls = opt.data.metrics[Metric.LLM_CALLS]
@@ -206,3 +210,41 @@ def test_example_runs_offline_and_logs_the_three_runs(
           f"${opt.data.metrics[Metric.TOTAL_COST_USD]:.6f}; "
           f"score {opt.data.metrics[Metric.BASELINE_SCORE]} -> "
           f"{opt.data.metrics[Metric.OPTIMIZED_SCORE]}")
+
+
+def test_valset_becomes_a_dataset_with_stable_ids() -> None:
+    from configurable_agents.evaluation.dspy_adapters import dspy_dataset
+
+    valset = qa_examples(["Japan", "Egypt", "Japan"])
+    dataset, originals = dspy_dataset(valset, "capitals.valset")
+    reordered, _ = dspy_dataset(list(reversed(valset)), "capitals.valset")
+    ids = [e.id for e in dataset.examples]
+    assert ids[2] == f"{ids[0]}-2", "a repeated example gets its own id"
+    assert {e.id for e in reordered.examples} == set(ids), "ids do not depend on the order"
+    first = dataset.examples[0]
+    assert first.inputs == {"question": "What is the capital of Japan?"}
+    assert first.expected == {"answer": "Tokyo"}
+    assert originals[first.id] is valset[0]
+    with pytest.raises(ValueError, match=r"valset example 1: .*with_inputs"):
+        dspy_dataset([dspy.Example(question="q", answer="a")], "bad")
+
+
+def test_metric_passes_as_dspy_counts_it() -> None:
+    from configurable_agents.evaluation.dspy_adapters import DspyMetricScorer, dspy_dataset
+
+    dataset, originals = dspy_dataset(qa_examples(["Japan", "Egypt"]), "v")
+    tokyo, cairo = dataset.examples
+
+    def overlap(example: dspy.Example, prediction: dspy.Prediction) -> float:
+        return 0.4 if prediction.answer in example.answer else 0.0
+
+    truthy = DspyMetricScorer(overlap, originals)
+    assert truthy.name == "overlap"
+    assert truthy.score(tokyo, dspy.Prediction(answer="Tok"), {}).correct  # 0.4 is truthy
+    assert not truthy.score(cairo, dspy.Prediction(answer="Lima"), {}).correct
+    assert truthy.dspy_score([tokyo.id, cairo.id]) == 20.0  # Evaluate's mean x 100
+    strict = DspyMetricScorer(overlap, originals, threshold=0.5)
+    assert not strict.score(tokyo, dspy.Prediction(answer="Tok"), {}).correct
+    broken = DspyMetricScorer(lambda example, prediction: "yes", originals, name="broken")
+    with pytest.raises(TypeError, match="return a bool or a number"):
+        broken.score(tokyo, dspy.Prediction(answer="Tokyo"), {})
