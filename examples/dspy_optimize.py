@@ -8,7 +8,9 @@ tokens and cost are exact and nothing leaves the machine. The stand-in model onl
 answers correctly when the prompt carries examples, so the optimizer visibly helps.
 Three runs land in the ``dspy-optimize`` experiment: the baseline evaluation, the
 optimization (its trials, tokens and cost, scores, optimized program, diff) and the
-optimized evaluation.
+optimized evaluation (evaluation runs, one workflow run per valset example). It
+prints what the optimization cost and the baseline vs optimized compare line, the
+same as ``configurable-agents report compare --baseline <id> --candidate <id>``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM: no price fetch
 
 import dspy
+from mlflow import MlflowClient
 
 from configurable_agents.config import MLFlowConfig
-from configurable_agents.observability.dspy_optimize import track_optimization
+from configurable_agents.evaluation.dspy_optimize import track_optimization
+from configurable_agents.names import Metric
 from configurable_agents.observability.dspy_tracking import MLflowDSPyCallback
+from configurable_agents.reports.quality import compare_evaluations
 
 CAPITALS = {"France": "Paris", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
             "Egypt": "Cairo", "Peru": "Lima", "Kenya": "Nairobi"}
@@ -96,11 +101,20 @@ def main(tracking_uri: str = "sqlite:///mlflow.db", experiment: str = "dspy-opti
                 metric=exact_answer, callback=callback, name="capitals", num_threads=2,
             )
         callback.flush()
+        optimization_run = callback.run_id_for(result.optimization_id)
     finally:
         callback.close()
         server.shutdown()
         server.server_close()
     print(f"baseline {result.baseline_score:.1f} -> optimized {result.optimized_score:.1f}")
+    if optimization_run is not None:
+        metrics = MlflowClient(tracking_uri).get_run(optimization_run).data.metrics
+        print(f"optimization run {optimization_run}: {metrics[Metric.LLM_CALLS]:.0f} LM calls, "
+              f"${metrics[Metric.TOTAL_COST_USD]:.6f}")
+    quality = compare_evaluations(result.baseline.run_id, result.optimized.run_id,
+                                  tracking_uri=tracking_uri, experiments=[experiment])
+    if quality is not None:
+        print(f"compare {result.baseline.run_id} -> {result.optimized.run_id}: {quality.verdict}")
     return result
 
 

@@ -97,11 +97,6 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
-    # DSPy optimization: which side a run is, and the runs it links to.
-    DSPY_ROLE: Final = "dspy.role"  # "optimization" | "baseline" | "optimized"
-    DSPY_BASELINE_RUN: Final = "dspy.baseline_eval_langchain_run_id"
-    DSPY_OPTIMIZED_RUN: Final = "dspy.optimized_eval_langchain_run_id"
-    DSPY_OPTIMIZATION_RUN: Final = "dspy.optimization_langchain_run_id"
 
 
 class Kind:
@@ -128,6 +123,20 @@ class EvalTag:
     # A LoggedModel id: the MLflow sink copies it to the trace's ``mlflow.modelId``, so the
     # trace is listed under that Agent version.
     LOGGED_MODEL_ID: Final = "logged_model_id"
+
+
+class DspyTag:
+    """Tags of a DSPy optimization (``track_optimization``): which side a run is, its links.
+
+    Not in :class:`Tag`: the optimization run sets them through ``ca_tags``.
+    """
+
+    ROLE: Final = "dspy.role"  # "optimization" | "baseline" | "optimized"
+    # On the optimization run: the MLflow run ids of its two evaluation runs.
+    BASELINE_EVAL_RUN: Final = "dspy.baseline_eval_run_id"
+    OPTIMIZED_EVAL_RUN: Final = "dspy.optimized_eval_run_id"
+    # On each evaluation run: the optimization run's ``langchain_run_id``.
+    OPTIMIZATION_RUN: Final = "dspy.optimization_langchain_run_id"
 
 
 class EvalRole:

@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from configurable_agents.observability.capture.dspy_recorder import DspyRecorder
+from configurable_agents.observability.capture.dspy_recorder import (
+    KIND_OPTIMIZATION,
+    DspyRecorder,
+)
 from configurable_agents.observability.handler import ExporterStats, MLflowCallbackHandler
 
-__all__ = ["MLflowDSPyCallback"]
+__all__ = ["KIND_OPTIMIZATION", "MLflowDSPyCallback"]  # kind: track_optimization's run
 
 
 class MLflowDSPyCallback(DspyRecorder):

@@ -1,16 +1,19 @@
 """track_optimization: one DSPy optimizer run, its cost, and baseline vs optimized on the valset.
 
-Three parent runs, linked by tags:
+Three parent runs, linked by tags (:class:`~configurable_agents.names.DspyTag`):
 
-- ``<name>.baseline`` and ``<name>.optimized`` (kind ``evaluation``): ``dspy.Evaluate``
-  of each program on the validation set; one nested run per example (tokens, cost,
-  prompt and response), ``score`` and ``examples`` metrics, ``eval_results.json``;
+- ``<name>.baseline`` and ``<name>.optimized``: evaluation runs made by
+  :func:`configurable_agents.evaluation.evaluate` (kind ``evaluation``, workflow version
+  ``baseline`` / ``optimized``): one workflow run per valset example holding that
+  example's DSPy LM calls (tokens, cost, trace), accuracy and cost per correct answer by
+  the DSPy metric, the per-example table; so ``configurable-agents report compare``
+  between them gives the accuracy and cost deltas with paired-bootstrap intervals;
 - ``<name>`` (kind ``optimization``): the optimizer's ``compile``, one nested run per
   program call the optimizer makes (its trials, as DSPy reports them), so the run's
   ``total_cost_usd`` and tokens are those of the optimization itself; plus
-  ``baseline_score``, ``optimized_score``, ``score_delta``, the optimized program in
-  DSPy's own save format (``optimized_program.json``) and ``program_diff.md``, the
-  instruction and demo changes per predictor.
+  ``baseline_score``, ``optimized_score``, ``score_delta`` (DSPy's 0-100 scale), the
+  optimized program in DSPy's own save format (``optimized_program.json``) and
+  ``program_diff.md``, the instruction and demo changes per predictor.
 """
 
 from __future__ import annotations
@@ -25,28 +28,32 @@ from typing import Any
 from uuid import UUID
 
 import dspy
+from mlflow import MlflowClient
 
-from configurable_agents.names import Artifact, Metric, Tag
-from configurable_agents.observability.capture.dspy_recorder import (
-    KIND_EVALUATION,
-    KIND_OPTIMIZATION,
-    DspyRecorder,
-)
-from configurable_agents.observability.capture.records import WorkflowRecord
+from configurable_agents.evaluation.dspy_adapters import DspyMetricScorer, dspy_app, dspy_dataset
+from configurable_agents.evaluation.results import EvaluationResult
+from configurable_agents.evaluation.runner import evaluate
+from configurable_agents.names import Artifact, DspyTag, Metric
+from configurable_agents.observability.dspy_tracking import KIND_OPTIMIZATION, MLflowDSPyCallback
 
 __all__ = ["OptimizationResult", "program_diff", "track_optimization"]
 
 
 @dataclass(frozen=True, slots=True)
 class OptimizationResult:
-    """What :func:`track_optimization` returns; ids are the runs' ``langchain_run_id`` tags."""
+    """What :func:`track_optimization` returns.
+
+    ``optimization_id`` is the optimization run's ``langchain_run_id`` tag; ``baseline``
+    and ``optimized`` are the two evaluations (``.run_id`` is the MLflow run id to give
+    ``report compare``); the scores are DSPy's 0-100 metric means.
+    """
 
     program: Any
     baseline_score: float
     optimized_score: float
     optimization_id: UUID
-    baseline_id: UUID
-    optimized_id: UUID
+    baseline: EvaluationResult
+    optimized: EvaluationResult
 
 
 def track_optimization(
@@ -56,118 +63,92 @@ def track_optimization(
     valset: Sequence[Any],
     metric: Callable[..., Any],
     *,
-    callback: DspyRecorder | None = None,
+    callback: MLflowDSPyCallback | None = None,
     name: str | None = None,
     num_threads: int | None = None,
     compile_kwargs: Mapping[str, Any] | None = None,
+    metric_threshold: float | None = None,
 ) -> OptimizationResult:
     """Evaluate ``program``, optimize it with ``optimizer``, evaluate the result; log all three.
 
     ``callback`` is the :class:`~configurable_agents.observability.dspy_tracking.MLflowDSPyCallback`
-    to log with (a new one from the environment's config when omitted). The optimizer's
-    own exceptions propagate unchanged; the optimization run is then logged as FAILED.
+    to log with (a new one from the environment's config when omitted); its MLflow
+    config must be enabled (the evaluations are MLflow evaluation runs). An example is
+    correct when ``metric`` passes as DSPy optimizers count it: at least
+    ``metric_threshold`` (default: the optimizer's own ``metric_threshold``), else truthy.
+    The evaluations run the examples one after the other (``num_threads`` is accepted for
+    compatibility and unused). The optimizer's own exceptions propagate unchanged; the
+    optimization run is then logged as FAILED.
     """
+    del num_threads  # evaluate() runs examples sequentially
     if callback is None:
-        from configurable_agents.observability.dspy_tracking import MLflowDSPyCallback
-
         callback = MLflowDSPyCallback()
     name = name or f"optimize.{type(program).__name__}"
+    if metric_threshold is None:
+        metric_threshold = getattr(optimizer, "metric_threshold", None)
+    dataset, originals = dspy_dataset(valset, f"{name}.valset")
     others = [c for c in (dspy.settings.get("callbacks") or []) if c is not callback]
     with dspy.context(callbacks=[*others, callback]):
-        baseline_wf, baseline = _evaluate(
-            callback, f"{name}.baseline", "baseline", program, valset, metric, num_threads
-        )
+        baseline = _evaluate(callback, name, "baseline", program, dataset, originals, metric,
+                             metric_threshold)
         run = callback.begin_workflow(
             name,
             KIND_OPTIMIZATION,
             inputs={"trainset": len(trainset), "valset": len(valset)},
             metadata={
                 "ca_params": _optimizer_params(optimizer, trainset, valset),
-                "ca_tags": {Tag.DSPY_ROLE: "optimization",
-                            Tag.DSPY_BASELINE_RUN: str(baseline_wf.run_id)},
+                "ca_tags": {DspyTag.ROLE: "optimization",
+                            DspyTag.BASELINE_EVAL_RUN: baseline[0].run_id},
             },
         )
         try:
             with callback.attach(run):
                 optimized = optimizer.compile(program, trainset=list(trainset),
                                               **dict(compile_kwargs or {}))
-            optimized_wf, tuned = _evaluate(
-                callback, f"{name}.optimized", "optimized", optimized, valset, metric, num_threads,
-                link=run,
-            )
+            tuned = _evaluate(callback, name, "optimized", optimized, dataset, originals,
+                              metric, metric_threshold)
         except BaseException as exc:
             callback.end_workflow(run, error=exc)
             raise
-        run.metadata["ca_tags"][Tag.DSPY_OPTIMIZED_RUN] = str(optimized_wf.run_id)
-        run.metadata["ca_metrics"] = {
-            Metric.BASELINE_SCORE: baseline,
-            Metric.OPTIMIZED_SCORE: tuned,
-            Metric.SCORE_DELTA: tuned - baseline,
-        }
+        client = MlflowClient(callback.handler.config.tracking_uri)
+        for evaluation, _ in (baseline, tuned):
+            client.set_tag(evaluation.run_id, DspyTag.OPTIMIZATION_RUN, str(run.run_id))
+        run.metadata["ca_tags"][DspyTag.OPTIMIZED_EVAL_RUN] = tuned[0].run_id
+        scores = {Metric.BASELINE_SCORE: baseline[1], Metric.OPTIMIZED_SCORE: tuned[1]}
+        run.metadata["ca_metrics"] = {**scores, Metric.SCORE_DELTA: tuned[1] - baseline[1]}
         run.metadata["ca_artifacts"] = {
             Artifact.OPTIMIZED_PROGRAM: _saved_program(optimized),
             Artifact.PROGRAM_DIFF: program_diff(program, optimized),
         }
-        callback.end_workflow(
-            run, outputs={Metric.BASELINE_SCORE: baseline, Metric.OPTIMIZED_SCORE: tuned}
-        )
-    return OptimizationResult(
-        optimized, baseline, tuned, run.run_id, baseline_wf.run_id, optimized_wf.run_id
-    )
+        callback.end_workflow(run, outputs=scores)
+    return OptimizationResult(optimized, baseline[1], tuned[1], run.run_id, baseline[0],
+                              tuned[0])
 
 
 def _evaluate(
-    callback: DspyRecorder,
+    callback: MLflowDSPyCallback,
     name: str,
     role: str,
     program: Any,
-    valset: Sequence[Any],
+    dataset: Any,
+    originals: dict[str, Any],
     metric: Callable[..., Any],
-    num_threads: int | None,
-    link: WorkflowRecord | None = None,
-) -> tuple[WorkflowRecord, float]:
-    """One evaluation run: Evaluate's examples become its nested runs."""
-    tags = {Tag.DSPY_ROLE: role}
-    if link is not None:
-        tags[Tag.DSPY_OPTIMIZATION_RUN] = str(link.run_id)
-    workflow = callback.begin_workflow(
-        name, KIND_EVALUATION, inputs={"valset": len(valset)}, metadata={"ca_tags": tags}
+    threshold: float | None,
+) -> tuple[EvaluationResult, float]:
+    """One evaluation run of ``program`` on the valset, and DSPy's 0-100 score of it."""
+    scorer = DspyMetricScorer(metric, originals, threshold)
+    result = evaluate(
+        dspy_app(program, name), dataset, [scorer], handler=callback.handler,
+        workflow_name=name, workflow_version=role, run_name=f"{name}.{role}",
+        link_model=False,
     )
-    evaluate = dspy.Evaluate(devset=list(valset), metric=metric, num_threads=num_threads)
-    try:
-        with callback.attach(workflow):
-            result = evaluate(program)
-    except BaseException as exc:
-        callback.end_workflow(workflow, error=exc)
-        raise
-    score = float(result.score)
-    rows = [
-        {"inputs": dict(example.inputs()), "expected": _labels(example),
-         "prediction": _as_dict(prediction), "score": _number(value)}
-        for example, prediction, value in result.results
-    ]
-    workflow.metadata["ca_metrics"] = {Metric.SCORE: score, Metric.EXAMPLES: len(rows)}
-    workflow.metadata["ca_artifacts"] = {Artifact.EVAL_RESULTS: rows}
-    callback.end_workflow(workflow, outputs={Metric.SCORE: score})
-    return workflow, score
-
-
-def _labels(example: Any) -> dict[str, Any]:
-    try:
-        return dict(example.labels())
-    except Exception:
-        return {}
+    MlflowClient(callback.handler.config.tracking_uri).set_tag(result.run_id, DspyTag.ROLE, role)
+    return result, scorer.dspy_score([e.id for e in dataset.examples])
 
 
 def _as_dict(prediction: Any) -> Any:
     to_dict = getattr(prediction, "toDict", None)
     return to_dict() if callable(to_dict) else prediction
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _optimizer_params(optimizer: Any, trainset: Sequence[Any], valset: Sequence[Any]) -> dict:
