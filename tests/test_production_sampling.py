@@ -235,3 +235,14 @@ def test_sampler_is_deterministic_and_off_by_default():
     assert 120 < len(kept) < 280  # about 10%
     with pytest.raises(ValueError, match="sample_rate"):
         MLFlowConfig(sample_rate=1.5)
+
+
+@pytest.mark.parametrize(("uri", "workers"), [
+    ("sqlite:///x.db", 1), ("file:///tmp/mlruns", 1), ("http://mlflow:5000", 4),
+    ("https://mlflow.example.com", 4), ("postgresql://u@h/db", 4),
+])
+def test_export_workers_default_by_uri(uri: str, workers: int):
+    assert MLFlowConfig(tracking_uri=uri).resolved_export_workers == workers
+    assert MLFlowConfig(tracking_uri=uri, export_workers=8).resolved_export_workers == 8
+    with pytest.raises(ValueError, match="export_workers"):
+        MLFlowConfig(tracking_uri=uri, export_workers=0)
