@@ -259,7 +259,7 @@ def measure_catchup(server: Any, sizes: Sizes, tmp: Path, say: Any) -> dict[str,
         replayed = sink.counters.get("replayed")
         if first_drain is None and replayed > 0:
             first_drain, replayed_at_first = time.perf_counter(), replayed
-        if first_drain is not None and len(sink.spool) == 0:
+        if first_drain is not None and replayed >= sink.counters.get("spooled"):
             done_at = time.perf_counter()
             break
     replayed = sink.counters.get("replayed")

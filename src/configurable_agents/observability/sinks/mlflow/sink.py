@@ -334,7 +334,7 @@ class MlflowSink(Sink):
         finally:
             self._drain_slots.release()
 
-    def drain(self, force: bool) -> int:
+    def drain(self, force: bool, limit: int | None = None) -> int:
         """Replay spooled workflows (this and earlier processes'), idempotently."""
         with self._drain_lock:
             self._last_drain_check = time.monotonic()
@@ -345,12 +345,13 @@ class MlflowSink(Sink):
             except Exception as exc:
                 self.diagnostics.internal_error("export:init", exc)
                 return 0
-            replayed = replay_spool(self.spool, writer, on_error=self._replay_failed)
+            replayed = replay_spool(self.spool, writer, on_error=self._replay_failed, limit=limit)
             if replayed.failed:
                 self.breaker.trip()
             else:
                 self.breaker.reset()
-                self._spool_maybe_nonempty = bool(self.spool.pending())
+                if limit is None or replayed.written < limit:
+                    self._spool_maybe_nonempty = bool(self.spool.pending())
             self.counters.add("replayed", replayed.written)
             return replayed.written
 
@@ -364,7 +365,11 @@ class MlflowSink(Sink):
 
     def flush(self, timeout: float) -> bool:
         """Write open rollups, replay what this process spooled; True when all is in MLflow."""
+        deadline = time.monotonic() + timeout
         self._write_rollups(everything=True)
-        if self.counters.get("spooled") > self.counters.get("replayed"):
-            self.drain(force=True)
+        # In batches, so a large spool (a long outage) cannot hold flush()/close() past timeout.
+        while self.counters.get("spooled") > self.counters.get("replayed"):
+            written = self.drain(force=True, limit=DRAIN_BATCH)
+            if written < DRAIN_BATCH or time.monotonic() >= deadline:
+                break
         return self.counters.get("spooled") <= self.counters.get("replayed")
