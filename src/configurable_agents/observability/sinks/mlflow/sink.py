@@ -69,7 +69,8 @@ class MlflowSink(Sink):
         self.rollups = RollupAccumulator(config.rollup_bucket_s)
         self._state_lock = threading.Lock()
         # Idle workers replay spool batches side by side, leaving one for new traffic.
-        self._drain_slots = threading.BoundedSemaphore(max(1, self.workers - 1))
+        self._drain_slot_count = max(1, self.workers - 1)
+        self._drain_slots = threading.BoundedSemaphore(self._drain_slot_count)
         self.breaker = Breaker()
         self.spool = Spool(spool_dir_for(config.tracking_uri, config.spool_dir))
         self._writer: MlflowWriter | None = None
@@ -355,6 +356,19 @@ class MlflowSink(Sink):
             self.counters.add("replayed", replayed.written)
             return replayed.written
 
+    def _wait_for_drains(self, deadline: float) -> bool:
+        """Wait until no worker is replaying a batch (they count theirs when it ends)."""
+        taken = 0
+        try:
+            for _ in range(self._drain_slot_count):
+                if not self._drain_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                taken += 1
+            return True
+        finally:
+            for _ in range(taken):
+                self._drain_slots.release()
+
     def _replay_failed(self, exc: BaseException) -> None:
         self.diagnostics.warn_once(
             f"replay:{type(exc).__name__}", "spool replay paused: %s: %s",
@@ -370,6 +384,10 @@ class MlflowSink(Sink):
         # In batches, so a large spool (a long outage) cannot hold flush()/close() past timeout.
         while self.counters.get("spooled") > self.counters.get("replayed"):
             written = self.drain(force=True, limit=DRAIN_BATCH)
-            if written < DRAIN_BATCH or time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not self.breaker.up:
+                break
+            if written < DRAIN_BATCH and not (  # other workers' batches may be in flight
+                self._wait_for_drains(deadline) and self.spool.pending()
+            ):
                 break
         return self.counters.get("spooled") <= self.counters.get("replayed")
