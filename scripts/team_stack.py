@@ -12,6 +12,7 @@ dev extra (``moto[server]``, ``boto3``, ``psycopg``).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
+    # Ctrl-C, or a plain `kill` (SIGTERM), stops the three servers through the finally below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="ca-team-stack-"))
     cluster = start_postgres()
     s3 = S3Server(args.bucket, root)
