@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench ui clean
+.PHONY: demo test lint bench ui clean team-stack
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
+
+# PostgreSQL + S3 (moto) + mlflow server --workers 4 on 127.0.0.1, from tests/servers.py.
+team-stack: $(STAMP)
+	$(BIN)/python scripts/team_stack.py --workers 4
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -23,7 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 DEFAULT_DOC = ROOT / "docs" / "BENCHMARKS.md"
-SECTIONS = ("latency", "throughput", "scaling", "memory")
+CORE_SECTIONS = ("latency", "throughput", "scaling", "memory")  # on a sqlite store
+# "production": parallel writers, sampling, catch-up on a real team server (bench_production).
+SECTIONS = (*CORE_SECTIONS, "production")
 
 
 @dataclass(slots=True)
@@ -114,7 +116,7 @@ def _clean(value: Any) -> Any:
 
 def run(
     plan: Plan,
-    sections: tuple[str, ...] = SECTIONS,
+    sections: tuple[str, ...] = CORE_SECTIONS,
     seed: int = 8,
     store: str | None = None,
     progress: bool = True,
@@ -207,6 +209,14 @@ def _run_sections(
         results["memory"] = measure.memory(
             store, tag, plan.memory_invocations, plan.memory_persisted_seconds
         )
+    if "production" in sections:  # its own team server (PostgreSQL); its own doc block
+        from benchmarks import bench_production
+
+        say("production: parallel writers, sampling, catch-up (mlflow server on PostgreSQL)")
+        sizes = bench_production.Sizes.quick() if plan.throughput_seconds < 10 else (
+            bench_production.Sizes())
+        results["production"] = asdict(bench_production.run(sizes, bench_production.SECTIONS,
+                                                            say))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     generated = report.render(results)
     if not args.no_doc:
         report.write_doc(args.doc, generated)
+        if "production" in results:
+            from benchmarks import bench_production
+
+            block = bench_production.render(bench_production.Results(**results["production"]))
+            bench_production.write_doc(args.doc, block)
     print(generated)
     print(f"\nresults: {args.json}" + ("" if args.no_doc else f"; table: {args.doc}"))
     return 0

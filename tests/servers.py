@@ -1,4 +1,8 @@
-"""Real services for tests: a throwaway PostgreSQL cluster and a real ``mlflow server``.
+"""Real services for tests: a throwaway PostgreSQL cluster, a real ``mlflow server``, S3.
+
+The S3-compatible server is moto's server mode (``moto[server]`` from PyPI), on loopback,
+in memory: it forgets its buckets when stopped, so :meth:`S3Server.start` creates them.
+``scripts/team_stack.py`` (``make team-stack``) starts the same three for a local team setup.
 
 PostgreSQL comes from Debian's ``postgresql`` package (``.ci/run`` installs it). Each
 session initialises its own cluster in a temp dir on a free port, so tests never touch
@@ -19,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -138,12 +143,91 @@ def start_postgres() -> PostgresCluster:
     return PostgresCluster(bindir=bindir, datadir=datadir, port=port, as_user=as_user)
 
 
-class MlflowServer:
-    """A real ``mlflow server`` process that tests can stop and restart on the same port."""
+S3_ACCESS_KEY = "testing"  # moto accepts any credentials; these never leave loopback
+S3_SECRET_KEY = "testing"
 
-    def __init__(self, backend_uri: str, artifacts_dir: Path, port: int | None = None) -> None:
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1; stop/start on the same port simulates an S3 outage."""
+
+    def __init__(self, bucket: str, log_dir: Path, port: int | None = None) -> None:
+        self.bucket = bucket
+        self.port = port or free_port()
+        self.log_path = log_dir / f"s3-server-{self.port}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What an S3 client (boto3, ``mlflow server``) needs to use this server."""
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=S3_ACCESS_KEY,
+                            aws_secret_access_key=S3_SECRET_KEY, region_name="us-east-1")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                requests.get(self.url + "/moto-api/", timeout=2)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise RuntimeError(f"moto server did not start: {self.log_path.read_text()[-3000:]}")
+        self.client().create_bucket(Bucket=self.bucket)
+
+    def objects(self, prefix: str = "") -> list[str]:
+        page = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for o in page.get("Contents", [])]
+
+    def stop(self) -> None:
+        _stop_process_group(self._proc, self.port)
+        self._proc = None
+
+
+class MlflowServer:
+    """A real ``mlflow server`` process that tests can stop and restart on the same port.
+
+    ``artifacts_destination`` (e.g. ``s3://bucket``) replaces the local artifact directory;
+    ``env`` carries what that store needs (an :class:`S3Server`'s ``env``).
+    """
+
+    def __init__(
+        self,
+        backend_uri: str,
+        artifacts_dir: Path,
+        port: int | None = None,
+        *,
+        artifacts_destination: str | None = None,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+    ) -> None:
         self.backend_uri = backend_uri
         self.artifacts_dir = artifacts_dir
+        self.artifacts_destination = artifacts_destination or artifacts_dir.as_uri()
+        self.extra_env = dict(env or {})
+        self.workers = workers
         self.port = port or free_port()
         self.log_path = artifacts_dir.parent / f"mlflow-server-{self.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -164,18 +248,19 @@ class MlflowServer:
                 "--backend-store-uri",
                 self.backend_uri,
                 "--artifacts-destination",
-                self.artifacts_dir.as_uri(),
+                self.artifacts_destination,
+                "--serve-artifacts",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--workers",
-                "1",
+                str(self.workers),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+            env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **self.extra_env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -192,22 +277,27 @@ class MlflowServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        # Wait until the port is really free so a restart can bind it.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.2)
+        _stop_process_group(proc, self.port)
+
+
+def _stop_process_group(proc: subprocess.Popen[bytes] | None, port: int) -> None:
+    """Stop a server started in its own session, then wait until its port is free again."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    # Wait until the port is really free so a restart can bind it.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
 
 
 class LatencyProxy:

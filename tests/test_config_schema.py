@@ -60,6 +60,12 @@ MLFLOW_DEFAULTS = {
     "tenant_fail_closed": False,
     "register_prompts": False,  # Prompt Registry (evaluation issue)
     "redaction": RedactionConfig(),
+    # Production traffic (issue #17): writer threads, sampling and its tail rules.
+    "export_workers": None,  # by URI: see resolved_export_workers
+    "sample_rate": 1.0,
+    "sample_keep_cost_usd": None,
+    "sample_keep_retried": True,
+    "rollup_bucket_s": 60,
 }
 
 

@@ -55,12 +55,20 @@ class Metric:
     OPTIMIZED_SCORE: Final = "optimized_score"
     SCORE_DELTA: Final = "score_delta"
     EXAMPLES: Final = "examples"
+    # Rollup runs (sampled-out workflows folded per time bucket): counts and sums.
+    ROLLUP_WORKFLOWS: Final = "rollup_workflows"
+    ROLLUP_DURATION_SECONDS_SUM: Final = "rollup_duration_seconds_sum"
+    ROLLUP_STATUS_PREFIX: Final = "rollup_status/"  # + a Status value: workflows with it
+    ROLLUP_NODE_PREFIX: Final = "node/"  # + node id + "/" + a RollupMeasure
+    ROLLUP_MODEL_PREFIX: Final = "model/"  # + model name + "/" + a RollupMeasure
 
 
 class Tag:
     """Run tags we set (attribution tags come from invocation metadata keys)."""
 
-    KIND: Final = "configurable_agents.kind"  # "workflow" | "node"
+    KIND: Final = "configurable_agents.kind"  # "workflow" | "node" | "rollup"
+    ROLLUP_ID: Final = "configurable_agents.rollup_id"  # one per written rollup (dedup key)
+    ROLLUP_BUCKET_S: Final = "configurable_agents.rollup_bucket_s"
     LANGCHAIN_RUN_ID: Final = "langchain_run_id"
     STATUS: Final = "status"  # RUNNING | FINISHED | FAILED | INTERRUPTED
     INTERRUPTED: Final = "interrupted"
@@ -105,6 +113,7 @@ class Kind:
     WORKFLOW: Final = "workflow"
     NODE: Final = "node"
     EVALUATION: Final = "evaluation"  # an evaluation run (its examples are workflow runs)
+    ROLLUP: Final = "rollup"  # sampled-out workflows of one bucket, summed
 
 
 class EvalTag:
@@ -161,6 +170,17 @@ class EvalMetric:
     JUDGE_COST_USD: Final = "judge_cost_usd"
 
 
+class RollupMeasure:
+    """Per-node and per-model measure names inside a rollup run's metric keys."""
+
+    RUNS: Final = "runs"  # node runs, or model calls
+    INPUT_TOKENS: Final = "input_tokens"
+    OUTPUT_TOKENS: Final = "output_tokens"
+    COST_USD: Final = "cost_usd"
+    RETRIES: Final = "retries"
+    DURATION_MS_SUM: Final = "duration_ms_sum"
+
+
 class Status:
     """Values of :attr:`Tag.STATUS` (MLflow run statuses, plus INTERRUPTED on FINISHED runs)."""
 
@@ -208,6 +228,10 @@ class Artifact:
 
 # Invocation metadata keys that become attribution tags on the parent and every node.
 ATTRIBUTION_KEYS: Final = ("user_id", "team", "cost_center", "tenant_id", "session_id", "thread_id")
+
+# Rollup run names: ``rollup_{workflow}_{bucket start, UTC}``; node model param prefix.
+ROLLUP_RUN_PREFIX: Final = "rollup_"
+ROLLUP_NODE_MODEL_PARAM: Final = "node_model/"  # + node id: the model, when only one
 
 # Node run names: ``node_{node_id}`` (ADR-011).
 NODE_RUN_PREFIX: Final = "node_"

@@ -119,6 +119,24 @@ class MLFlowConfig(StrictModel):
         "and counted (stats().dropped), with a warning from 80% full.",
     )
     block_on_full: bool = False
+    export_workers: int | None = Field(
+        default=None, ge=1, le=64,
+        description="MLflow writer threads; default by tracking_uri: 4 for a server or "
+        "database, 1 for sqlite:// and file:// (one writer at a time anyway).",
+    )
+    sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0,
+        description="Share of ordinary workflows written as runs and traces; the rest are "
+        "folded into per-minute rollup runs so cost and token totals stay exact.",
+    )
+    sample_keep_cost_usd: float | None = Field(
+        default=None, ge=0.0,
+        description="Tail rule: always keep a workflow costing at least this much (USD).",
+    )
+    sample_keep_retried: bool = Field(
+        default=True, description="Tail rule: always keep a workflow with any retry."
+    )
+    rollup_bucket_s: int = Field(default=60, ge=1, le=3600)
     quarantine_experiment: str = "configurable_agents_quarantine"
     tenant_fail_closed: bool = False
     pricing: dict[str, Any] | str | None = Field(
@@ -170,6 +188,13 @@ class MLFlowConfig(StrictModel):
                     "'{workflow_name}_{timestamp}'"
                 )
         return value
+
+    @property
+    def resolved_export_workers(self) -> int:
+        """``export_workers``, or the default for the URI: one writer for a local file store."""
+        if self.export_workers is not None:
+            return self.export_workers
+        return 1 if uri_scheme(self.tracking_uri) in ("sqlite", "file", "") else 4
 
     @property
     def display_tracking_uri(self) -> str:

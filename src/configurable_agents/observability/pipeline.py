@@ -27,6 +27,7 @@ from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.facts.assemble import AssembleOptions
 from configurable_agents.observability.facts.builder import FactsBuilder
+from configurable_agents.observability.sampling import Sampler
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.worker import SinkWorker
 
@@ -53,6 +54,7 @@ class Pipeline:
         self.builder = builder
         self.diagnostics = diagnostics
         self.sinks = list(sinks)
+        self.sampler = Sampler.from_config(settings)
         inline = not settings.async_logging
         self.workers = [
             SinkWorker(s, diagnostics, block_on_full=settings.block_on_full, inline=inline)
@@ -151,6 +153,7 @@ class Pipeline:
                 with self._cond:
                     self._dropped += 1
                 return
+            facts.sampled_out = not self.sampler.keep(facts)
             for worker in self.workers:
                 if spill_reason is None:
                     worker.submit(facts)

@@ -85,6 +85,11 @@ class RunRow:
     run_name: str
     parent_id: str | None = None
     workflow: RunRow | None = None  # for node rows: the workflow run they belong to
+    # A rollup row stands for ``count`` sampled-out workflows (or node runs): its tokens
+    # and cost are their sums, ``duration_s`` their mean (see reports.rollups).
+    count: int = 1
+    # For a rollup row: its node-level rows (read with it; no second search needed).
+    rollup_nodes: tuple[RunRow, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def day(self) -> str:
@@ -307,11 +312,16 @@ def summarize(rows: Sequence[RunRow], key: tuple[str, ...] = ()) -> GroupStats:
     The success rate is succeeded / (succeeded + failed): killed, interrupted and running
     runs are counted apart and left out of it; their tokens and cost are in the sums.
     """
-    runs = len(rows)
-    outcomes = Counter(r.outcome for r in rows)
+    runs = sum(r.count for r in rows)
+    outcomes: Counter[str] = Counter()
+    for r in rows:
+        outcomes[r.outcome] += r.count
     succeeded, failed = outcomes["succeeded"], outcomes["failed"]
     completed = succeeded + failed
-    durations = [r.duration_s for r in rows if r.duration_s is not None]
+    # p95 from the runs written in full; the mean also counts the rollups' workflows.
+    durations = [r.duration_s for r in rows if r.duration_s is not None and r.count == 1]
+    timed = [(r.duration_s, r.count) for r in rows if r.duration_s is not None]
+    timed_runs = sum(n for _, n in timed)
     input_tokens = round(sum(r.input_tokens for r in rows))
     output_tokens = round(sum(r.output_tokens for r in rows))
     cost = sum(r.cost_usd for r in rows)
@@ -330,10 +340,10 @@ def summarize(rows: Sequence[RunRow], key: tuple[str, ...] = ()) -> GroupStats:
         output_tokens_per_run=output_tokens / runs if runs else None,
         cost_usd=cost,
         cost_per_run=cost / runs if runs else None,
-        duration_mean_s=sum(durations) / len(durations) if durations else None,
+        duration_mean_s=sum(d * n for d, n in timed) / timed_runs if timed_runs else None,
         duration_p95_s=percentile(durations, 95),
         retries=round(sum(r.retries for r in rows)),
-        unpriced_runs=sum(1 for r in rows if not r.priced),
+        unpriced_runs=sum(r.count for r in rows if not r.priced),
     )
 
 

@@ -38,6 +38,7 @@ from configurable_agents.reports.access import (
 )
 from configurable_agents.reports.db import DatabaseReader
 from configurable_agents.reports.model import RunRow, outcome_of
+from configurable_agents.reports.rollups import rollup_rows, unique_rollups
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -185,10 +186,20 @@ def load_workflow_rows(
     filter_string: str | None = None,
     progress: ProgressFn | None = None,
 ) -> list[RunRow]:
-    """Workflow (parent) runs matching the window and the user's filter."""
+    """Workflow (parent) runs matching the window and the user's filter, plus rollup rows.
+
+    Rollup runs (sampled-out workflows, summed per bucket) match the same window and
+    filter (they carry the workflow name and version params); each adds its weighted
+    rows once, so totals stay exact under sampling.
+    """
     where = _and(_kind_clause(Kind.WORKFLOW), *_time_clauses(since, until), filter_string)
     runs = reader.search(RunQuery(experiment_ids, where, filter_string, "workflow", progress))
-    return _in_order({r.run_id: _row(r, "workflow") for r in runs})
+    rows = _in_order({r.run_id: _row(r, "workflow") for r in runs})
+    where = _and(_kind_clause(Kind.ROLLUP), *_time_clauses(since, until), filter_string)
+    rollups = reader.search(RunQuery(experiment_ids, where, filter_string, "rollup", progress))
+    for run in sorted(unique_rollups(rollups), key=lambda r: (r.start_ms or 0, r.run_id)):
+        rows.extend(rollup_rows(run))
+    return rows
 
 
 def load_node_rows(
@@ -204,8 +215,11 @@ def load_node_rows(
     [first workflow start, last workflow end] holds them all (open-ended while a workflow is
     still running). Subgraph nodes are attached to the workflow through their parent node.
     """
+    # Keyed by id like the searched nodes: a rollup listed on both sides counts once.
+    rolled = list({n.run_id: n for w in workflows for n in w.rollup_nodes}.values())
+    workflows = [w for w in workflows if w.tags.get(Tag.KIND) != Kind.ROLLUP]
     if not workflows:
-        return []
+        return rolled
     by_id = {w.run_id: w for w in workflows}
     first = min(w.start_ms for w in workflows)
     ends = [w.start_ms + w.duration_s * 1000 if w.duration_s is not None else None
@@ -231,7 +245,7 @@ def load_node_rows(
             models = {m.strip() for m in listed} - {""}
             node.priced = bool(models) and node.params.get(Param.NODE_MODEL) not in models
         out.append(node)
-    return _exclusive_amounts(out)
+    return [*_exclusive_amounts(out), *rolled]
 
 
 def _exclusive_amounts(nodes: list[RunRow]) -> list[RunRow]:

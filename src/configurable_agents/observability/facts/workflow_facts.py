@@ -31,6 +31,9 @@ class WorkflowFacts:
     plan: RunPlan
     options: AssembleOptions
     experiment: str  # the MLflow experiment name, tenant template resolved
+    # Not kept by sampling (observability.sampling): sinks count it, MLflow folds it into a
+    # rollup run instead of writing its runs and trace.
+    sampled_out: bool = False
 
     @property
     def langchain_run_id(self) -> str:

@@ -11,6 +11,12 @@ The promise is that every finished workflow reaches MLflow exactly once:
 - the trace follows its runs on the same worker because it links to the parent
   run's id; a trace failure is counted and never loses the runs.
 
+With ``export_workers`` > 1 several worker threads export at once, each workflow
+whole on one thread (its runs, then its trace); the spool drains in batches on any
+idle worker so a backlog catches up while new traffic flows (spool claims are
+atomic renames). Sampled-out workflows (``facts.sampled_out``) are folded into
+rollup runs (:mod:`.rollups`) instead of being written one by one.
+
 A long workflow gets its parent run early (RUNNING, with host/pid heartbeat tags)
 once it has run for ``EARLY_RUN_AFTER_S``, so it is visible while it runs; a short
 one costs only a dict entry. System metrics need the run at once.
@@ -33,6 +39,11 @@ from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
 from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
 from configurable_agents.observability.sinks.mlflow.replay import replay_spool
+from configurable_agents.observability.sinks.mlflow.rollups import (
+    Rollup,
+    RollupAccumulator,
+    write_rollup,
+)
 from configurable_agents.observability.sinks.mlflow.system_metrics import SystemMetrics
 from configurable_agents.observability.sinks.spool import (
     WARN_FILL_RATIO,
@@ -51,6 +62,7 @@ RETRY_DELAYS_S = (0.5, 2.0)
 DRAIN_CHECK_INTERVAL_S = 2.0
 EARLY_RUN_AFTER_S = 2.0
 MAX_REMEMBERED_RUN_IDS = 10_000
+DRAIN_BATCH = 20  # spooled workflows one worker replays before it looks at new traffic
 
 
 class MlflowSink(Sink):
@@ -62,6 +74,12 @@ class MlflowSink(Sink):
         super().__init__()
         self.config = config
         self.queue_size = config.queue_size
+        self.workers = config.resolved_export_workers
+        self.rollups = RollupAccumulator(config.rollup_bucket_s)
+        self._state_lock = threading.Lock()
+        # Idle workers replay spool batches side by side, leaving one for new traffic.
+        self._drain_slot_count = max(1, self.workers - 1)
+        self._drain_slots = threading.BoundedSemaphore(self._drain_slot_count)
         self.breaker = Breaker()
         self.spool = Spool(spool_dir_for(config.tracking_uri, config.spool_dir),
                            max_bytes=config.spool_max_bytes)
@@ -116,6 +134,7 @@ class MlflowSink(Sink):
             for run_id, (workflow, options, since) in self._running.copy().items():
                 if now - since >= EARLY_RUN_AFTER_S and self._running.pop(run_id, None):
                     self._start_run(workflow, options)
+        self._write_rollups(everything=False)
         self._maybe_drain()
 
     def _start_run(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
@@ -150,6 +169,9 @@ class MlflowSink(Sink):
     def export(self, facts: WorkflowFacts) -> None:
         workflow = facts.record
         self._system_metrics.stop(workflow)
+        if facts.sampled_out:
+            self.rollups.add(facts)  # written per bucket by tick/flush
+            return
         if not self.breaker.up and not (self.breaker.probe_due() and self._probe()):
             self._spool(facts, reason="MLflow unreachable")
             return
@@ -230,9 +252,10 @@ class MlflowSink(Sink):
         self.breaker.reset()
         self.counters.add("exported")
         self.last_run_id = run_id
-        self._run_ids[langchain_run_id] = run_id
-        if len(self._run_ids) > MAX_REMEMBERED_RUN_IDS:
-            self._run_ids.pop(next(iter(self._run_ids)), None)
+        with self._state_lock:
+            self._run_ids[langchain_run_id] = run_id
+            if len(self._run_ids) > MAX_REMEMBERED_RUN_IDS:
+                self._run_ids.pop(next(iter(self._run_ids)), None)
 
     def _probe(self) -> bool:
         """Is the backend answering? Cheap: /health for servers, one query for databases."""
@@ -250,7 +273,41 @@ class MlflowSink(Sink):
 
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
         self._system_metrics.stop(facts.record)
+        if facts.sampled_out:
+            self.rollups.add(facts)  # in memory; flush/close writes or spools it
+            return
         self._spool(facts, reason)
+
+    # ---- rollups ------------------------------------------------------------------------------
+
+    def _write_rollups(self, everything: bool) -> None:
+        """Write closed buckets (all with ``everything``); a failed one is spooled, not lost."""
+        for rollup in self.rollups.due(everything=everything):
+            self._write_rollup(rollup)
+
+    def _write_rollup(self, rollup: Rollup) -> None:
+        if self.breaker.up or (self.breaker.probe_due() and self._probe()):
+            for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
+                if delay:
+                    time.sleep(delay)
+                try:
+                    experiment_id = self.writer.experiment_id(rollup.experiment)
+                    write_rollup(self.writer, experiment_id, rollup.plan, retry=attempt > 0)
+                    return
+                except Exception as exc:
+                    self.diagnostics.warn_once(
+                        f"rollup:{type(exc).__name__}", "MLflow rollup write failed (%s: %s)",
+                        type(exc).__name__, self.diagnostics.scrub(str(exc)),
+                    )
+                    if not self._probe():
+                        break
+            self.breaker.trip()
+        try:  # replayed like a workflow; the read side counts each rollup id once
+            self.spool.put(rollup.experiment, rollup.rollup_id, None, rollup.plan, None)
+            self._spool_maybe_nonempty = True
+            self.counters.add("spooled")  # balanced by "replayed" when the drain writes it
+        except OSError as exc:
+            self.diagnostics.warn_once("spool:rollup", "could not spool a rollup run: %s", exc)
 
     def _spool(self, facts: WorkflowFacts, reason: str) -> None:
         plan, trace = self._trace_for_spool(facts)
@@ -310,11 +367,28 @@ class MlflowSink(Sink):
     def _maybe_drain(self) -> None:
         if not self._spool_maybe_nonempty:
             return
-        if time.monotonic() - self._last_drain_check < DRAIN_CHECK_INTERVAL_S:
+        if not self.breaker.up:
+            if time.monotonic() - self._last_drain_check < DRAIN_CHECK_INTERVAL_S:
+                return
+            self.drain(force=False)  # one thread probes and replays while it is down
             return
-        self.drain(force=False)
+        if not self._drain_slots.acquire(blocking=False):
+            return
+        try:  # up: a batch on this worker, beside the others' batches and new traffic
+            self._last_drain_check = time.monotonic()
+            replayed = replay_spool(self.spool, self.writer, on_error=self._replay_failed,
+                                    limit=DRAIN_BATCH)
+            self.counters.add("replayed", replayed.written)
+            if replayed.failed:
+                self.breaker.trip()
+            elif replayed.written < DRAIN_BATCH:
+                self._spool_maybe_nonempty = bool(self.spool.pending())
+        except Exception as exc:
+            self.diagnostics.internal_error("export:drain", exc)
+        finally:
+            self._drain_slots.release()
 
-    def drain(self, force: bool) -> int:
+    def drain(self, force: bool, limit: int | None = None) -> int:
         """Replay spooled workflows (this and earlier processes'), idempotently."""
         with self._drain_lock:
             self._last_drain_check = time.monotonic()
@@ -326,7 +400,8 @@ class MlflowSink(Sink):
                 self.diagnostics.internal_error("export:init", exc)
                 return 0
             try:
-                replayed = replay_spool(self.spool, writer, on_error=self._replay_failed)
+                replayed = replay_spool(self.spool, writer, on_error=self._replay_failed,
+                                        limit=limit)
             except Exception as exc:  # never let one drain stop the exporter for good
                 self.diagnostics.internal_error("export:drain", exc)
                 return 0
@@ -339,9 +414,23 @@ class MlflowSink(Sink):
                 self.breaker.trip()
             else:
                 self.breaker.reset()
-                self._spool_maybe_nonempty = bool(self.spool.pending())
+                if limit is None or replayed.written < limit:
+                    self._spool_maybe_nonempty = bool(self.spool.pending())
             self.counters.add("replayed", replayed.written)
             return replayed.written
+
+    def _wait_for_drains(self, deadline: float) -> bool:
+        """Wait until no worker is replaying a batch (they count theirs when it ends)."""
+        taken = 0
+        try:
+            for _ in range(self._drain_slot_count):
+                if not self._drain_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                taken += 1
+            return True
+        finally:
+            for _ in range(taken):
+                self._drain_slots.release()
 
     def _replay_failed(self, exc: BaseException) -> None:
         self.diagnostics.warn_once(
@@ -352,9 +441,18 @@ class MlflowSink(Sink):
     # ---- flush --------------------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Replay what this process spooled; True only when all of it is in MLflow."""
-        if self.counters.get("spooled") > self.counters.get("replayed"):
-            self.drain(force=True)
+        """Write open rollups, replay what this process spooled; True when all is in MLflow."""
+        deadline = time.monotonic() + timeout
+        self._write_rollups(everything=True)
+        # In batches, so a large spool (a long outage) cannot hold flush()/close() past timeout.
+        while self.counters.get("spooled") > self.counters.get("replayed"):
+            written = self.drain(force=True, limit=DRAIN_BATCH)
+            if time.monotonic() >= deadline or not self.breaker.up:
+                break
+            if written < DRAIN_BATCH and not (  # other workers' batches may be in flight
+                self._wait_for_drains(deadline) and self.spool.pending()
+            ):
+                break
         return self.counters.get("spooled") <= self.counters.get("replayed")
 
 
