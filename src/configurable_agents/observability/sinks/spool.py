@@ -28,6 +28,7 @@ import os
 import re
 import socket
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -122,6 +123,9 @@ class Spool:
         self.max_bytes = max_bytes
         self.max_file_bytes = max_file_bytes
         self._size: int | None = None  # bytes on disk, counted once, then tracked
+        # Several MLflow workers spool at once: the cap check and the reservation are one
+        # step, or two writers could each see room for one file and both write.
+        self._size_lock = threading.Lock()
 
     # ---- write ------------------------------------------------------------------------------
 
@@ -151,8 +155,11 @@ class Spool:
             "trace": trace,
         }
         data = json.dumps(payload, ensure_ascii=True).encode("ascii")
-        if self.size_bytes() + len(data) > self.max_bytes:
-            raise SpoolFullError(f"spool is full ({self.size_bytes()} of {self.max_bytes} bytes)")
+        with self._size_lock:
+            used = self.size_bytes()
+            if used + len(data) > self.max_bytes:
+                raise SpoolFullError(f"spool is full ({used} of {self.max_bytes} bytes)")
+            self._size = used + len(data)  # reserved before writing
         safe_id = _NAME_UNSAFE.sub("_", str(langchain_run_id))[:64]
         name = f"{max(0, plan.start_ms):015d}-{safe_id}-{uuid.uuid4().hex[:8]}"
         tmp = self.directory / f".{name}.{os.getpid()}{_TMP}"
@@ -171,8 +178,9 @@ class Spool:
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            with self._size_lock:
+                self._size = max(0, (self._size or 0) - len(data))
             raise
-        self._size = self.size_bytes() + len(data)
         return final
 
     def fill_ratio(self) -> float:

@@ -38,7 +38,7 @@ from configurable_agents.observability.facts.assemble import AssembleOptions, As
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
 from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
-from configurable_agents.observability.sinks.mlflow.replay import replay_spool
+from configurable_agents.observability.sinks.mlflow.replay import ReplayResult, replay_spool
 from configurable_agents.observability.sinks.mlflow.rollups import (
     Rollup,
     RollupAccumulator,
@@ -378,7 +378,8 @@ class MlflowSink(Sink):
             self._last_drain_check = time.monotonic()
             replayed = replay_spool(self.spool, self.writer, on_error=self._replay_failed,
                                     limit=DRAIN_BATCH)
-            self.counters.add("replayed", replayed.written)
+            if not self._account(replayed):
+                return
             if replayed.failed:
                 self.breaker.trip()
             elif replayed.written < DRAIN_BATCH:
@@ -405,10 +406,7 @@ class MlflowSink(Sink):
             except Exception as exc:  # never let one drain stop the exporter for good
                 self.diagnostics.internal_error("export:drain", exc)
                 return 0
-            self.counters.add("rejected", replayed.rejected + replayed.corrupt)
-            if replayed.unsafe:
-                self.diagnostics.warn_once("replay:unsafe", "%s", replayed.unsafe)
-                self._spool_maybe_nonempty = False
+            if not self._account(replayed):
                 return 0
             if replayed.failed:
                 self.breaker.trip()
@@ -416,8 +414,17 @@ class MlflowSink(Sink):
                 self.breaker.reset()
                 if limit is None or replayed.written < limit:
                     self._spool_maybe_nonempty = bool(self.spool.pending())
-            self.counters.add("replayed", replayed.written)
             return replayed.written
+
+    def _account(self, replayed: ReplayResult) -> bool:
+        """Count one replay pass (written, set aside); False when the spool is unsafe to read."""
+        self.counters.add("replayed", replayed.written)
+        self.counters.add("rejected", replayed.rejected + replayed.corrupt)
+        if replayed.unsafe:
+            self.diagnostics.warn_once("replay:unsafe", "%s", replayed.unsafe)
+            self._spool_maybe_nonempty = False
+            return False
+        return True
 
     def _wait_for_drains(self, deadline: float) -> bool:
         """Wait until no worker is replaying a batch (they count theirs when it ends)."""
