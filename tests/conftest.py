@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.config.loader import ENV_OVERRIDES
-from tests.servers import PostgresCluster, PostgresUnavailable, start_postgres
+from tests.servers import MlflowServer, PostgresCluster, PostgresUnavailable, start_postgres
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -82,3 +82,16 @@ def postgres_cluster() -> Iterator[PostgresCluster | None]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` on a sqlite store, shared by the session (~5 s to start);
+    each test uses its own experiment."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    server = MlflowServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,7 +9,6 @@ evaluation and example runs are linked to, with the evaluation metrics on it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,6 @@ EXAMPLES = ROOT / "examples"
 SUBSET = ("q01", "q19", "q20")
 LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"  # MLflow's run tag behind "Registered prompts"
 
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    root = tmp_path_factory.mktemp("eval-mlflow")
-    server = MlflowServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _subset() -> Dataset:

@@ -7,27 +7,14 @@ translation of the GenAI conventions must show the token counts the facts comput
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 
 from configurable_agents.config.otel_config import OTelConfig
 from configurable_agents.observability.sinks.otel import OTelSink
 from tests.otel_facts import facts_for, two_node_record
 from tests.servers import MlflowServer
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    root = tmp_path_factory.mktemp("otel-mlflow")
-    server = MlflowServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _token_usage(span: object) -> dict[str, int]:
