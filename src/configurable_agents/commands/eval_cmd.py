@@ -6,19 +6,27 @@ Errors are one line on stderr: exit 2 for a dataset or option that cannot be use
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from configurable_agents.config.loader import ConfigError
-from configurable_agents.evaluation.dataset import DatasetError
-from configurable_agents.evaluation.results import EvaluationResult
-from configurable_agents.evaluation.scorers import builtin
+from configurable_agents.commands.options import (
+    FORMAT,
+    JSON_ALIAS,
+    OUTPUT,
+    Format,
+    check_output,
+    emit,
+    printable,
+    resolve_format,
+)
+from configurable_agents.commands.quiet import stdout_is_ours
 from configurable_agents.names import EvalMetric
-from configurable_agents.reports.render import printable
+
+if TYPE_CHECKING:  # the evaluation stack imports MLflow: only inside the command
+    from configurable_agents.evaluation.results import EvaluationResult
 
 _SHOWN = (
     (EvalMetric.ACCURACY, "{:.1%}"),
@@ -72,31 +80,38 @@ def eval_command(
         None, "--register-prompts/--no-register-prompts",
         help="Register node prompts in MLflow's Prompt Registry (default: the config's "
         "observability.mlflow.register_prompts)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    fmt: Format = FORMAT,
+    output: Path | None = OUTPUT,
+    as_json: bool = JSON_ALIAS,
 ) -> None:
     """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
+    from configurable_agents.config.loader import ConfigError
+    from configurable_agents.evaluation.dataset import DatasetError
+    from configurable_agents.evaluation.scorers import builtin
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
+    fmt = resolve_format(fmt, as_json)
+    check_output(output)
     try:
         scorers = [builtin(spec) for spec in (scorer or ["contains"])]
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
     try:
-        result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
-                                   tracking_uri=tracking_uri, experiment=experiment,
-                                   output_key=output_key, register_prompts=register_prompts)
+        with stdout_is_ours():  # MLflow prints an "Evaluation completed" banner on stdout
+            result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
+                                       tracking_uri=tracking_uri, experiment=experiment,
+                                       output_key=output_key, register_prompts=register_prompts)
     except DatasetError as exc:
         raise _fail(str(exc), 2) from None
     except ConfigError as exc:
         raise _fail(str(exc), 1) from None
     for note in result.notes:
         typer.echo(f"note: {printable(note)}", err=True)
-    if as_json:
-        typer.echo(json.dumps({"run_id": result.run_id, "model_id": result.model_id,
-                               "dataset": result.dataset.name,
-                               "digest": result.dataset.digest, "metrics": result.metrics}))
-        return
-    Console().print(summary_table(result))
+    emit(fmt, output,
+         data=lambda: {"run_id": result.run_id, "model_id": result.model_id,
+                       "dataset": result.dataset.name, "digest": result.dataset.digest,
+                       "metrics": result.metrics},
+         table=lambda console: console.print(summary_table(result)))
 
 
 def register(app: typer.Typer) -> None:
