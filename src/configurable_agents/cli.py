@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -50,7 +49,7 @@ def expected_error(exc: BaseException) -> bool:
 class _Group(TyperGroup):
     """Turns an expected error that a command did not handle into one line + exit 2."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except Exception as exc:
