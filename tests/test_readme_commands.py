@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 from configurable_agents import demo
 from configurable_agents.cli import app
 
+pytestmark = pytest.mark.slow  # the demo, then real processes: `make test` runs it
+
 REPO = Path(__file__).resolve().parents[1]
 _ENV_CLEARED = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "GOOGLE_API_KEY",
                 "GEMINI_API_KEY", "CONFIGURABLE_AGENTS_DEMO")
