@@ -21,6 +21,7 @@ from configurable_agents.commands.options import (
     emit,
     printable,
     resolve_format,
+    working,
 )
 from configurable_agents.commands.quiet import stdout_is_ours
 from configurable_agents.names import EvalMetric
@@ -97,7 +98,8 @@ def eval_command(
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
     try:
-        with stdout_is_ours():  # MLflow prints an "Evaluation completed" banner on stdout
+        # stdout_is_ours: MLflow prints an "Evaluation completed" banner on stdout.
+        with working(f"evaluating {workflow.name} on {dataset.name}"), stdout_is_ours():
             result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
                                        tracking_uri=tracking_uri, experiment=experiment,
                                        output_key=output_key, register_prompts=register_prompts)

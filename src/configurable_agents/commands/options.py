@@ -22,7 +22,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,17 @@ def stdout_console() -> Console:
     if not console.is_terminal:
         console = Console(width=240, no_color=True, color_system=None, highlight=False)
     return console
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on stderr while long work runs: on a terminal only, nothing when piped."""
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(printable(message)):
+        yield
 
 
 def to_json(data: Any) -> str:

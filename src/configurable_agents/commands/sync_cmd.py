@@ -8,7 +8,14 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from configurable_agents.commands.options import FORMAT, OUTPUT, Format, check_output, emit
+from configurable_agents.commands.options import (
+    FORMAT,
+    OUTPUT,
+    Format,
+    check_output,
+    emit,
+    working,
+)
 
 
 def sync(
@@ -67,9 +74,10 @@ def sync(
         return
     errors: list[str] = []
     writer = MlflowWriter(mlflow_config.tracking_uri)
-    result = replay_spool(
-        spool, writer, on_error=lambda exc: errors.append(f"{type(exc).__name__}: {exc}")
-    )
+    with working(f"syncing {pending} spooled workflows"):
+        result = replay_spool(
+            spool, writer, on_error=lambda exc: errors.append(f"{type(exc).__name__}: {exc}")
+        )
     for line in result.bad_files:
         typer.echo(f"Set aside {_printable(line)}", err=True)
     left = len(spool)
