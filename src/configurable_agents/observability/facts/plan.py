@@ -95,7 +95,7 @@ def safe_str(value: object, limit: int | None = None) -> str:
 
 
 def mlflow_key(key: str) -> str:
-    """A param/metric/tag key MLflow accepts; the documented mapping (docs/OBSERVABILITY.md).
+    """A param/metric/tag key MLflow accepts; the documented mapping (docs/sinks/mlflow.md).
 
     Characters outside ``[A-Za-z0-9_-. /:]`` become ``_``; the key is read as a path the
     way MLflow's ``path_not_unique`` check does: empty, ``.`` and ``..`` segments become
