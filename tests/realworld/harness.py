@@ -5,14 +5,17 @@ A program from LangGraph / langchain-core / MLflow upstream runs with one
 then reads MLflow and asserts what a user relies on: one parent run per top-level
 call, one nested run per executed node, the statuses and tags that say what
 happened, tokens and cost equal to what the model reported, nothing left RUNNING,
-and no internal error of ours. The program itself asserts that its return values
+each parent linked to its MLflow trace, nothing left in the spool, and no internal
+error of ours. The program itself asserts that its return values
 and exceptions are what they are without the handler.
 """
 
 from __future__ import annotations
 
 import itertools
+import tempfile
 import threading
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +97,7 @@ class Logged:
     nodes: list[Run]
     handler: MLflowCallbackHandler
     children_of: dict[str, list[Run]] = field(default_factory=dict)
+    traces: dict[str, str] = field(default_factory=dict)  # trace id -> its source run id
 
     def nested(self, parent: Run) -> list[Run]:
         """Every nested run under ``parent``, subgraph nodes included (depth first)."""
@@ -113,8 +117,16 @@ class Logged:
         return self.parents[0]
 
 
+_SPOOLS: dict[int, Path] = {}
+
+
 def handler_for(store: str, experiment: str, **kwargs: Any) -> MLflowCallbackHandler:
-    return make_handler(store, experiment, **kwargs)
+    """A handler with its own spool folder, so :func:`check` can see it stayed empty."""
+    spool = Path(tempfile.mkdtemp(prefix="ca-realworld-spool-"))
+    kwargs.setdefault("spool_dir", str(spool))
+    handler = make_handler(store, experiment, **kwargs)
+    _SPOOLS[id(handler)] = Path(kwargs["spool_dir"])
+    return handler
 
 
 def collect(client: MlflowClient, experiment: str, handler: MLflowCallbackHandler) -> Logged:
@@ -127,7 +139,11 @@ def collect(client: MlflowClient, experiment: str, handler: MLflowCallbackHandle
     children: dict[str, list[Run]] = {}
     for run in nodes:
         children.setdefault(run.data.tags[Tag.MLFLOW_PARENT_RUN_ID], []).append(run)
-    return Logged(parents, nodes, handler, children)
+    traces = {
+        t.info.trace_id: t.info.trace_metadata.get("mlflow.sourceRun", "")
+        for t in client.search_traces(locations=[exp.experiment_id], max_results=5000)
+    }
+    return Logged(parents, nodes, handler, children, traces)
 
 
 def check(
@@ -150,6 +166,8 @@ def check(
         tag = parent.data.tags[Tag.STATUS]
         seen[tag] = seen.get(tag, 0) + 1
         _check_parent(parent, logged.nested(parent))
+        trace_id = parent.data.tags.get(Tag.TRACE_ID)
+        assert logged.traces.get(trace_id or "") == parent.info.run_id, "trace linked"
     assert seen == (statuses or {Status.FINISHED: calls})
     if tokens is not None:
         got = (
@@ -161,6 +179,9 @@ def check(
         assert cost == pytest.approx(tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE)
     stats = handler.stats()
     assert stats.internal_errors == 0 and stats.failed == 0 and stats.active_runs == 0, stats
+    assert stats.spooled == 0 and stats.dropped == 0 and stats.pending_workflows == 0, stats
+    spool = _SPOOLS.get(id(handler))
+    assert spool is None or not any(spool.iterdir()), "spool empty"
     return logged
 
 

@@ -74,6 +74,9 @@ def usage_tags(facts: list[CallFacts]) -> dict[str, str]:
         tags[Tag.USAGE_HINT] = next(iter(hints))[:MAX_TAG_VALUE]
     if any(f.usage.llm_cache_hit for f in facts):
         tags[Tag.LLM_CACHE_HIT] = "true"
+    answered = sorted({f.model or "<unknown model>" for f in facts if f.call.fallback_answer})
+    if answered:
+        tags[Tag.FALLBACK_MODEL] = ",".join(answered)[:MAX_TAG_VALUE]
     return tags
 
 
