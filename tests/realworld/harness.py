@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 import tempfile
 import threading
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ from pydantic import Field, PrivateAttr
 
 from configurable_agents.names import Kind, Metric, Param, Status, Tag
 from configurable_agents.observability import MLflowCallbackHandler
-from tests.fakes import UsageChatModel, reply
+from tests.fakes import UsageChatModel, reply, usage
 from tests.test_handler_shapes import make_handler
 
 # gemini-2.5-flash list prices (USD per token): what the fakes' usage costs.
@@ -78,6 +78,20 @@ class ReportingModel(UsageChatModel):
                 sum(u["input"] for u in self._reported),
                 sum(u["output"] for u in self._reported),
             )
+
+
+def tool_call(
+    tool: str, args: dict[str, Any], call_id: str, input_tokens: int = 30, output_tokens: int = 5,
+    **kwargs: Any,
+) -> AIMessage:
+    """A model turn asking for one tool call, with usage as a provider reports it."""
+    return AIMessage(
+        "",
+        tool_calls=[{"name": tool, "args": args, "id": call_id, "type": "tool_call"}],
+        usage_metadata=usage(input_tokens, output_tokens),
+        response_metadata={"model_name": "gemini-2.5-flash"},
+        **kwargs,
+    )
 
 
 class Failing(UsageChatModel):
@@ -154,8 +168,13 @@ def check(
     calls: int,
     statuses: dict[str, int] | None = None,
     tokens: tuple[int, int] | None = None,
+    cost: float | None = None,
 ) -> Logged:
-    """Assert the invariants; ``statuses`` counts parents by status tag (default: all FINISHED)."""
+    """Assert the invariants; ``statuses`` counts parents by status tag (default: all FINISHED).
+
+    ``tokens`` are (input, output) summed over the parents; their cost is ``cost`` when
+    given (real providers' list prices), else the fakes' gemini-2.5-flash price.
+    """
     logged = collect(client, experiment, handler)
     assert len(logged.parents) == calls, "one parent run per top-level call"
     every = [*logged.parents, *logged.nodes]
@@ -175,8 +194,12 @@ def check(
             sum(p.data.metrics[Metric.TOTAL_OUTPUT_TOKENS] for p in logged.parents),
         )
         assert got == tokens, "tokens equal what the model reported"
-        cost = sum(p.data.metrics[Metric.TOTAL_COST_USD] for p in logged.parents)
-        assert cost == pytest.approx(tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE)
+        logged_cost = sum(p.data.metrics[Metric.TOTAL_COST_USD] for p in logged.parents)
+        if cost is None:
+            cost = tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE
+        # Each parent's total is rounded to 8 decimals (USD) when logged.
+        slack = 5e-9 * len(logged.parents)
+        assert logged_cost == pytest.approx(cost, rel=1e-9, abs=slack), "cost exact"
     stats = handler.stats()
     assert stats.internal_errors == 0 and stats.failed == 0 and stats.active_runs == 0, stats
     assert stats.spooled == 0 and stats.dropped == 0 and stats.pending_workflows == 0, stats

@@ -95,9 +95,10 @@ class ChainEvents(RunTree):
     def _fallbacks_answered(self, entry: _Entry) -> None:
         """A ``with_fallbacks`` run returned: mark the model call that answered after a failure."""
         call = entry.last_call
-        if entry.attempts is not None and entry.attempts > 1 and call is not None:
-            if call.error is None:
-                call.fallback_answer = True
+        if entry.attempts is not None and entry.attempts > 1 and call is not None and (
+            call.error is None
+        ):
+            call.fallback_answer = True
 
     def _start_node(
         self,
