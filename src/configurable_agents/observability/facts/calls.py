@@ -39,7 +39,9 @@ def price_call(call: LLMCallRecord, price_book: Any, when: Any = None) -> CallFa
     usage = extract_usage(call.response) if call.response is not None else None
     hint = None
     if usage is None and call.response is not None:
-        hint = missing_stream_usage_hint(call.response, provider=provider)
+        hint = missing_stream_usage_hint(
+            call.response, provider=provider, streamed=call.first_token_ns is not None
+        )
         usage = estimate_usage([prompt_text], [response_text], model)
     usage = usage or TokenUsage()
     breakdown = None
