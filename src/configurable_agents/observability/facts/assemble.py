@@ -150,6 +150,12 @@ class Assembler:
         )
         if temperature is not None:
             params[Param.GLOBAL_TEMPERATURE] = temperature
+        direct = workflow.direct
+        if direct is not None:  # no node layer (a chain, a top-level DSPy agent): tools here
+            own = {id(c) for c in direct.llm_calls}
+            tools = _tool_names([direct], [f for f in all_facts if id(f.call) in own])
+            if tools:
+                params[Param.TOOLS] = json.dumps(tools)
         params.update(options.workflow_params)
         ca_params = workflow.metadata.get("ca_params")
         if isinstance(ca_params, Mapping):
