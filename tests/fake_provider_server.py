@@ -115,9 +115,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         path = self.path
         self.server_owner.requests.append((path, body))
-        if path.endswith("/chat/completions"):
+        route = path.split("?", 1)[0]  # the beta Messages API posts to /v1/messages?beta=true
+        if route.endswith("/chat/completions"):
             self._openai(body)
-        elif path.endswith("/messages"):
+        elif route.endswith("/messages"):
             self._anthropic(body)
         elif ":generateContent" in path or ":streamGenerateContent" in path:
             model = path.split("/models/", 1)[1].split(":", 1)[0]
