@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import tiktoken
 from langgraph.graph import START, StateGraph
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.names import Artifact, Metric, Tag
-from configurable_agents.observability.facts import tokenizer
+from tests import fakes
 from tests.fake_provider_server import TEXT_PARTS, FakeProviderServer
 from tests.realworld.harness import check, handler_for
 
@@ -44,15 +43,8 @@ def stub() -> Iterator[FakeProviderServer]:
 @pytest.fixture
 def byte_tokens() -> Iterator[None]:
     """o200k_base cannot be downloaded here: a byte-level encoding stands in (1 byte, 1 token)."""
-    tokenizer.reset_cache()
-    tokenizer.register_encoding(
-        tiktoken.Encoding(name="bytes", pat_str=r"\S+|\s+",
-                          mergeable_ranks={bytes([i]): i for i in range(256)},
-                          special_tokens={}),
-        "o200k_base",
-    )
-    yield
-    tokenizer.reset_cache()
+    with fakes.byte_tokens():
+        yield
 
 
 @dataclass
