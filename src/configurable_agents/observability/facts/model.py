@@ -22,7 +22,6 @@ from uuid import UUID
 from configurable_agents.observability.facts.token_usage import TokenUsage
 
 
-
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
