@@ -217,8 +217,10 @@ class RunTree(GraphCallbackHandler):
                 return None
             parent_run_id = context
         elif context is not None and context != parent_run_id:
-            wrapper = runs[context]
-            if wrapper.attempts is not None and wrapper.outer == parent_run_id:
+            wrapper = runs.get(context)
+            if wrapper is not None and wrapper.attempts is not None and (
+                wrapper.outer == parent_run_id
+            ):
                 parent_run_id = context  # a fallback inside a chain, a node or a subgraph
         entry = runs.get(parent_run_id)
         if entry is not None and entry.attempts is not None:
