@@ -4,8 +4,9 @@ Adapted from stanfordnlp/dspy ``docs/docs/tutorials/agents/index.ipynb`` (a ReAc
 with ``search_wikipedia`` / ``lookup_wikipedia`` tools over a ``claim -> titles: list[str]``
 signature; the ColBERT search is replaced by a local page table), ``tests/predict/test_react.py``
 (a tool call, then ``finish``, then the extraction) and ``docs/docs/tutorials/async/index.md``
-(``acall`` on built-in modules; ReAct's tools run through ``Tool.acall``). A real ``dspy.LM``
-(LiteLLM) talks to the loopback OpenAI stub, which answers in DSPy's ChatAdapter format.
+(``acall`` on built-in modules; ReAct's tools run through ``Tool.acall``); the agent also runs
+inside a LangGraph node. A real ``dspy.LM`` (LiteLLM) talks to the loopback OpenAI stub,
+which answers in DSPy's ChatAdapter format.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
+from langgraph.graph import START, StateGraph
 
 from configurable_agents.names import Metric, Param, Tag
 from tests.dspy_stub import COST_PER_CALL, USAGE
@@ -150,4 +152,38 @@ def test_async_react_acall_gathered(stub, mlflow_store, experiment_name, mlflow_
         (agent,) = logged.children_of[parent.info.run_id]
         assert agent.data.params[Param.NODE_ID] == "agent"
         assert agent.data.params[Param.TOOLS] == TOOLS
+    callback.close()
+
+
+class Claim(TypedDict, total=False):
+    claim: str
+    titles: list[str]
+
+
+def test_react_inside_a_langgraph_node(stub, mlflow_store, experiment_name, mlflow_client):
+    handler = handler_for(mlflow_store, experiment_name)
+    callback = MLflowDSPyCallback(handler=handler)
+    react, lm = _react(), _lm(stub)
+
+    def verify(state: Claim) -> Claim:
+        with dspy.context(lm=lm, callbacks=[callback]):
+            return {"titles": react(claim=state["claim"]).titles}
+
+    graph = StateGraph(Claim)
+    graph.add_node("verify", verify)
+    graph.add_edge(START, "verify")
+
+    out = graph.compile().invoke({"claim": "David Gregory was born in 1625."},
+                                 {"callbacks": [handler]})
+
+    assert out["titles"] == ["David Gregory (physician)"]
+    logged = check(mlflow_client, experiment_name, handler, calls=1,
+                   tokens=(CALLS * USAGE["prompt_tokens"], CALLS * USAGE["completion_tokens"]),
+                   cost=CALLS * COST_PER_CALL)
+    # The agent's calls and tools land on the node that ran it: one run, counted once.
+    (node,) = logged.nested(logged.parent)
+    assert node.data.params[Param.NODE_ID] == "verify"
+    assert node.data.params[Param.TOOLS] == TOOLS
+    assert node.data.metrics[Metric.LLM_CALLS] == CALLS
+    assert Param.TOOLS not in logged.parent.data.params  # the graph has a node layer
     callback.close()
