@@ -25,6 +25,7 @@ _SHOWN = (
     (EvalMetric.CORRECT, "{:.0f}"),
     (EvalMetric.EXAMPLES, "{:.0f}"),
     (EvalMetric.ERRORS, "{:.0f}"),
+    (EvalMetric.UNSCORABLE, "{:.0f}"),
     (EvalMetric.TOTAL_COST_USD, "${:.6f}"),
     (EvalMetric.COST_PER_EXAMPLE_USD, "${:.6f}"),
     (EvalMetric.COST_PER_CORRECT_USD, "${:.6f}"),
