@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 
-from configurable_agents.names import Metric, Tag
+from configurable_agents.names import ATTRIBUTION_KEYS, DspyTag, EvalTag, Metric, Tag
 from configurable_agents.observability.facts.assemble import CallFacts, RunPlan
 from configurable_agents.observability.facts.plan import safe_str
 from configurable_agents.observability.facts.usage import model_name_from_response
@@ -41,12 +41,30 @@ _SKIPPED_TAGS = frozenset(
 )
 
 
+def _names(*holders: type) -> frozenset[str]:
+    return frozenset(v for h in holders for k, v in vars(h).items()
+                     if k.isupper() and isinstance(v, str))
+
+
+# Metric and tag names we compute or define; every other key of a plan came from the caller
+# (``ca_tags`` and the like) and shares a bounded budget, set after ours.
+_OUR_METRICS = _names(Metric)
+_OUR_TAGS = _names(Tag, EvalTag, DspyTag) | frozenset(ATTRIBUTION_KEYS)
+# At most this many caller attributes per span, and never more than the span limit leaves.
+MAX_CALLER_ATTRIBUTES = 32
+
+
 class SpanBuilder:
     """Emits one workflow's spans on ``tracer``; returns how many it ended."""
 
-    def __init__(self, tracer: Tracer, *, capture_content: bool) -> None:
+    def __init__(self, tracer: Tracer, *, capture_content: bool,
+                 max_attributes: int | None = None) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
+        # The provider's span attribute limit: the SDK evicts the *oldest* attribute past it
+        # (our operation name, workflow name...) and logs a warning per eviction, so we
+        # never reach it: caller attributes get what our own attributes leave.
+        self.max_attributes = max_attributes
 
     def emit(self, facts: WorkflowFacts, parent: SpanContext | None) -> int:
         record, plan = facts.record, facts.plan
@@ -66,10 +84,11 @@ class SpanBuilder:
             attributes=self._common(cv.Operation.INVOKE_WORKFLOW),
         )
         root.set_attribute(cv.WORKFLOW_NAME, record.name)
-        _set_plan(root, plan)
+        caller = _set_plan(root, plan)
         if record.interrupted:
             root.add_event(cv.INTERRUPT_EVENT, timestamp=end_ns)
         self._status(root, record.error, plan.tags.get(Tag.ERROR_MESSAGE))
+        self._set_caller(root, caller)
         count = 1
         root_context = trace.set_span_in_context(root, Context())
         direct = record.direct
@@ -96,8 +115,9 @@ class SpanBuilder:
         span.set_attribute(cv.AGENT_NAME, node.node_id)
         if node.step is not None:
             span.set_attribute(cv.STEP, int(node.step))
-        _set_plan(span, plan)
+        caller = _set_plan(span, plan)
         self._status(span, node.error, plan.tags.get(Tag.ERROR_MESSAGE))
+        self._set_caller(span, caller)
         context = trace.set_span_in_context(span, Context())
         count = 1 + self._calls(context, plan, node)
         for child in plan.children:
@@ -208,6 +228,20 @@ class SpanBuilder:
             attributes[cv.CONVERSATION_ID] = self._conversation
         return attributes
 
+    def _set_caller(self, span: Span, caller: dict[str, Any]) -> None:
+        """Caller attributes last, within what the span limit leaves after ours."""
+        if not caller:
+            return
+        budget = MAX_CALLER_ATTRIBUTES
+        if self.max_attributes is not None:
+            used = len(getattr(span, "attributes", None) or {})
+            budget = min(budget, self.max_attributes - used - 1)  # 1: the dropped count
+        budget = max(budget, 0)
+        keys = sorted(caller)
+        span.set_attributes({key: caller[key] for key in keys[:budget]})
+        if len(keys) > budget:
+            span.set_attribute(cv.CALLER_ATTRIBUTES_DROPPED, len(keys) - budget)
+
     def _status(self, span: Span, error: BaseException | None, message: str | None) -> None:
         if error is None:
             return
@@ -217,13 +251,21 @@ class SpanBuilder:
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {text}"[:1000]))
 
 
-def _set_plan(span: Span, plan: RunPlan) -> None:
-    """The ADR-011 metrics and tags of the run this span mirrors, namespaced."""
-    attributes: dict[str, Any] = {cv.ours(k): float(v) for k, v in plan.metrics.items()}
+def _set_plan(span: Span, plan: RunPlan) -> dict[str, Any]:
+    """Set the ADR-011 metrics and tags of the run this span mirrors, namespaced.
+
+    Returns the caller's (metrics and tags with names we did not coin) for
+    :meth:`SpanBuilder._set_caller`, which sets them last within a budget.
+    """
+    ours: dict[str, Any] = {}
+    caller: dict[str, Any] = {}
+    for key, value in plan.metrics.items():
+        (ours if key in _OUR_METRICS else caller)[cv.ours(key)] = float(value)
     for key, value in plan.tags.items():
         if key not in _SKIPPED_TAGS and not key.startswith("mlflow."):
-            attributes[cv.ours(key)] = value
-    span.set_attributes(attributes)
+            (ours if key in _OUR_TAGS else caller)[cv.ours(key)] = value
+    span.set_attributes(ours)
+    return caller
 
 
 def _request_params(call: LLMCallRecord) -> dict[str, Any]:
