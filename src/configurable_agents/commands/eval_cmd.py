@@ -6,7 +6,9 @@ Errors are one line on stderr: exit 2 for a dataset or option that cannot be use
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -93,10 +95,13 @@ def eval_command(
             raise _fail(f"--metadata {item!r}: use KEY=VALUE", 2)
         extra[key.strip()] = value
     try:
-        result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
-                                   tracking_uri=tracking_uri, experiment=experiment,
-                                   output_key=output_key, register_prompts=register_prompts,
-                                   metadata=extra)
+        # mlflow.genai.evaluate writes its "view the results" text to stdout: stdout is for
+        # machine output (--json), so MLflow's chatter goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
+                                       tracking_uri=tracking_uri, experiment=experiment,
+                                       output_key=output_key,
+                                       register_prompts=register_prompts, metadata=extra)
     except (DatasetError, EvaluationError) as exc:
         raise _fail(str(exc), 2) from None
     except ConfigError as exc:
