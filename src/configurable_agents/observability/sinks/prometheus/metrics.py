@@ -16,8 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from configurable_agents.names import Metric
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.prometheus.health import ExporterHealthCollector
 from configurable_agents.observability.sinks.prometheus.labels import LabelBudget
 from configurable_agents.observability.sinks.prometheus.series import SeriesBudget
@@ -48,9 +47,6 @@ OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 # A whole workflow: a cached answer in 100 ms up to a long agent run of an hour.
 WORKFLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1200.0, 1800.0, 3600.0)
-
-# Fallbacks are a parent metric being added to names.Metric; read it the same way until then.
-_FALLBACK_COUNT: str = getattr(Metric, "FALLBACK_COUNT", "fallback_count")
 
 
 class PrometheusMetrics:
@@ -154,19 +150,19 @@ class PrometheusMetrics:
         """
 
         def fold(label: str, value: object) -> tuple[str, bool]:
-            folded = self.budget.fold(label, "" if value is None else str(value), cap)
-            return folded, False
+            return self.budget.fold(label, "" if value is None else str(value), cap), False
 
-        record, plan = facts.record, facts.plan
-        name, version = facts.workflow_name, facts.workflow_version
-        if not metadata_names and record.configured_name:
-            name, version = record.configured_name, record.configured_version
-        trusted = name == record.configured_name or name in known
+        name, version = facts.name, facts.version
+        if not metadata_names and facts.configured_name:
+            name, version = facts.configured_name, facts.configured_version
+        trusted = name == facts.configured_name or name in known
         workflow = (self.budget.fold(WORKFLOW, name, cap, known=trusted), trusted)
-        fixed_version = version == record.configured_version
-        ver = (self.budget.fold(VERSION, "" if version is None else str(version), cap,
-                                known=fixed_version), fixed_version)
-        who = [fold(n, _attribution_value(facts, n)) for n in self.attribution_labels]
+        fixed = version == facts.configured_version
+        ver = (self.budget.fold(VERSION, version or "", cap, known=fixed), fixed)
+        who = [
+            fold(label, facts.attribution.get(label) or facts.metadata_text.get(label, ""))
+            for label in self.attribution_labels
+        ]
 
         key = (workflow[0], ver[0], *(v for v, _ in who))
         if key not in self._run_keys:
@@ -175,22 +171,19 @@ class PrometheusMetrics:
             for status in STATUSES:
                 self._child(self.runs, [workflow, ver, (status, True), *who])
         self._child(self.runs, [workflow, ver, (facts.status, True), *who]).inc()
-        self._child(self.workflow_duration, [workflow, ver]).observe(
-            float(plan.metrics.get(Metric.DURATION_SECONDS, 0.0))
-        )
-        retries = float(plan.metrics.get(Metric.RETRY_COUNT, 0) or 0)
-        if retries > 0:
-            self._child(self.retries, [workflow, ver]).inc(retries)
-        fallbacks = float(plan.metrics.get(_FALLBACK_COUNT, 0) or 0)
-        if fallbacks > 0:
-            self._child(self.fallbacks, [workflow, ver]).inc(fallbacks)
+        totals = facts.totals
+        self._child(self.workflow_duration, [workflow, ver]).observe(totals.duration_s)
+        if totals.retries > 0:
+            self._child(self.retries, [workflow, ver]).inc(totals.retries)
+        if totals.fallbacks > 0:
+            self._child(self.fallbacks, [workflow, ver]).inc(totals.fallbacks)
 
         cost: dict[tuple[tuple[str, bool], tuple[str, bool]], float] = defaultdict(float)
         for owner, call in facts.model_calls():
-            node = fold(NODE, owner.node.node_id if owner.node is not None else "")
+            node = fold(NODE, owner.node_id if owner is not None else "")
             model = fold(MODEL, call.model)
             provider = fold(PROVIDER, call.provider)
-            operation = ("chat" if call.call.messages is not None else "text_completion", True)
+            operation = (call.operation, True)
             usage = call.usage
             for token_type, count in (
                 ("input", usage.input),
@@ -202,28 +195,13 @@ class PrometheusMetrics:
                 if count or token_type in ("input", "output"):
                     self._child(self.token_usage, [operation, provider, model, (token_type, True),
                                                    workflow, node]).observe(count)
-            record_call = call.call
-            if record_call.end_ns is not None:
-                error = fold(ERROR_TYPE,
-                             type(record_call.error).__name__ if record_call.error else "")
+            if call.end_ns is not None:
+                error = fold(ERROR_TYPE, call.error.type if call.error else "")
                 self._child(self.operation_duration,
                             [operation, provider, model, error, workflow, node]).observe(
-                    max(0, record_call.end_ns - record_call.start_ns) / 1e9)
+                    max(0, call.end_ns - call.start_ns) / 1e9)
             if not call.priced:
                 self._child(self.unpriced, [workflow, model, provider]).inc()
             cost[(node, model)] += call.cost_usd
         for (node, model), amount in cost.items():
             self._child(self.cost, [workflow, ver, node, model, *who]).inc(amount)
-
-
-def _attribution_value(facts: WorkflowFacts, name: str) -> str:
-    """The run's tag (sanitised, redacted) when the assembler made one, else the metadata."""
-    value = facts.plan.tags.get(name)
-    if value is not None:
-        return value
-    raw = facts.record.metadata.get(name)
-    if raw is None or raw == "":
-        return ""
-    text = str(raw)
-    redact = facts.options.redact
-    return redact(text) if redact is not None else text
