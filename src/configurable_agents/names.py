@@ -170,6 +170,8 @@ class EvalMetric:
     COST_PER_EXAMPLE_USD: Final = "cost_per_example_usd"
     COST_PER_CORRECT_USD: Final = "cost_per_correct_usd"
     JUDGE_COST_USD: Final = "judge_cost_usd"
+    # Examples some scorer could not score (a judge reply without a structured verdict).
+    UNSCORABLE: Final = "unscorable_count"
 
 
 class RollupMeasure:

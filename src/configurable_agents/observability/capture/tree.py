@@ -174,6 +174,8 @@ class RunTree(GraphCallbackHandler):
             metadata=dict(metadata),
             tags=list(tags or ()),
             inputs=_shallow_copy(inputs),
+            configured_name=str(self.workflow_name or name or kind),
+            configured_version=_opt_str(self.workflow_version),
         )
         workflow.run_ids.append(run_id)
         self._runs[run_id] = _Entry(workflow, None)
