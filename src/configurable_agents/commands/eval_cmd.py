@@ -34,6 +34,7 @@ _SHOWN = (
     (EvalMetric.CORRECT, "{:.0f}"),
     (EvalMetric.EXAMPLES, "{:.0f}"),
     (EvalMetric.ERRORS, "{:.0f}"),
+    (EvalMetric.UNSCORABLE, "{:.0f}"),
     (EvalMetric.TOTAL_COST_USD, "${:.6f}"),
     (EvalMetric.COST_PER_EXAMPLE_USD, "${:.6f}"),
     (EvalMetric.COST_PER_CORRECT_USD, "${:.6f}"),
@@ -81,6 +82,9 @@ def eval_command(
         None, "--register-prompts/--no-register-prompts",
         help="Register node prompts in MLflow's Prompt Registry (default: the config's "
         "observability.mlflow.register_prompts)."),
+    metadata: list[str] | None = typer.Option(
+        None, "--metadata", "-m", help="KEY=VALUE added to every example's invocation "
+        "metadata (repeatable), e.g. tenant_id=acme for a '{tenant_id}_qa' experiment."),
     fmt: Format = FORMAT,
     output: Path | None = OUTPUT,
     as_json: bool = JSON_ALIAS,
@@ -88,6 +92,7 @@ def eval_command(
     """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
     from configurable_agents.config.loader import ConfigError
     from configurable_agents.evaluation.dataset import DatasetError
+    from configurable_agents.evaluation.runner import EvaluationError
     from configurable_agents.evaluation.scorers import builtin
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
@@ -97,13 +102,21 @@ def eval_command(
         scorers = [builtin(spec) for spec in (scorer or ["contains"])]
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
+    extra: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--metadata {item!r}: use KEY=VALUE", 2)
+        extra[key.strip()] = value
     try:
-        # stdout_is_ours: MLflow prints an "Evaluation completed" banner on stdout.
+        # stdout_is_ours: MLflow prints an "Evaluation completed" banner on stdout; it is
+        # dropped (sent to stderr with -v): stdout carries only the command's result.
         with working(f"evaluating {workflow.name} on {dataset.name}"), stdout_is_ours():
             result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
                                        tracking_uri=tracking_uri, experiment=experiment,
-                                       output_key=output_key, register_prompts=register_prompts)
-    except DatasetError as exc:
+                                       output_key=output_key,
+                                       register_prompts=register_prompts, metadata=extra)
+    except (DatasetError, EvaluationError) as exc:
         raise _fail(str(exc), 2) from None
     except ConfigError as exc:
         raise _fail(str(exc), 1) from None

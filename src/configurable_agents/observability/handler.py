@@ -30,9 +30,10 @@ from configurable_agents.config.schema import (
 from configurable_agents.observability.capture.recorder import CallbackRecorder
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
-from configurable_agents.observability.facts.assemble import AssembleOptions
+from configurable_agents.observability.facts.build import FactOptions
 from configurable_agents.observability.facts.builder import FactsBuilder
 from configurable_agents.observability.pipeline import Pipeline
+from configurable_agents.observability.privacy.tenancy import resolve_experiment_name
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.registry import build_sinks
 
@@ -85,14 +86,15 @@ class MLflowCallbackHandler(CallbackRecorder):
         self.params = dict(params or {})
         self.static_tags = {**self.config.tags, **(tags or {})}
         self._diagnostics = Diagnostics(scrub=self._scrub)
-        self._assemble_options: AssembleOptions | None = None
+        self._fact_options: FactOptions | None = None
         all_sinks = [*build_sinks(self.observability, self.config), *sinks]
         builder = FactsBuilder(
-            self.config,
-            self._diagnostics,
+            redact_pii=self.config.redact_pii,
+            redaction=self.config.redaction,
             pricing=pricing if pricing is not None else self.config.pricing,
             redactor=redactor,
         )
+        self._facts_builder = builder
         self._pipeline = Pipeline(self.config, all_sinks, builder, self._diagnostics)
         super().__init__(
             enabled=bool(all_sinks),
@@ -122,21 +124,18 @@ class MLflowCallbackHandler(CallbackRecorder):
 
     # ---- recorder hooks (caller thread) -------------------------------------------------------
 
-    def _options(self) -> AssembleOptions:
+    def _options(self) -> FactOptions:
         """Built once: it refers to ``params`` and ``static_tags``, so later edits still count."""
-        if self._assemble_options is not None:
-            return self._assemble_options
+        if self._fact_options is not None:
+            return self._fact_options
         config = self.config
-        self._assemble_options = AssembleOptions(
+        self._fact_options = FactOptions(
             workflow_params=self.params,
             static_tags=self.static_tags,
             tag_metadata_keys=tuple(config.tag_metadata_keys),
-            log_artifacts=config.log_artifacts,
-            max_param_chars=config.max_param_chars,
-            max_artifact_chars=config.max_artifact_bytes,
             run_name_template=config.run_name,
         )
-        return self._assemble_options
+        return self._fact_options
 
     def _workflow_started(self, workflow: WorkflowRecord) -> None:
         self._pipeline.workflow_started(workflow, self._options())
@@ -153,6 +152,18 @@ class MLflowCallbackHandler(CallbackRecorder):
         return text.replace(uri, self.config.display_tracking_uri) if uri in text else text
 
     # ---- public API ---------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` as this handler's sinks would write it (redacted when ``redact_pii`` is
+        on or a redactor was given). For what is written beside the handler's runs, such as
+        an evaluation's tables and assessments, so nothing bypasses the same redactor."""
+        redact = self._facts_builder.redact
+        return redact(text) if redact is not None else text
+
+    def experiment_name_for(self, metadata: Mapping[str, Any]) -> str:
+        """The experiment an invocation with ``metadata`` is logged to (a ``{tenant_id}``
+        template resolved); ValueError (TenantError) for a missing or unsafe value."""
+        return resolve_experiment_name(self.config.experiment_name, metadata)
 
     @property
     def enabled(self) -> bool:

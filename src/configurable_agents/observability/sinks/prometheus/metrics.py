@@ -11,14 +11,15 @@ docs/sinks/prometheus.md lists every name, type, unit and label.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from configurable_agents.names import Metric
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.prometheus.health import ExporterHealthCollector
 from configurable_agents.observability.sinks.prometheus.labels import LabelBudget
+from configurable_agents.observability.sinks.prometheus.series import SeriesBudget
 
 TOKEN_USAGE = "gen_ai_client_token_usage"
 OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
@@ -47,9 +48,6 @@ OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 WORKFLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1200.0, 1800.0, 3600.0)
 
-# Fallbacks are a parent metric being added to names.Metric; read it the same way until then.
-_FALLBACK_COUNT: str = getattr(Metric, "FALLBACK_COUNT", "fallback_count")
-
 
 class PrometheusMetrics:
     """Every family the sink writes, in one registry, with one label budget.
@@ -62,6 +60,7 @@ class PrometheusMetrics:
         self,
         registry: CollectorRegistry | None = None,
         attribution_labels: Sequence[str] = (),
+        max_series: int = 5_000,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.attribution_labels = tuple(attribution_labels)
@@ -118,44 +117,73 @@ class PrometheusMetrics:
             ["label"], registry=reg,
         )
         self.budget = LabelBudget(on_fold=lambda label: self.folded.labels(label).inc())
+        self.series = SeriesBudget(max_series)
+        # Series per label set: a histogram's buckets + +Inf + _sum, _count, _created;
+        # a counter's _total + _created.
+        self._shapes: dict[int, tuple[str, int]] = {
+            id(self.token_usage): (TOKEN_USAGE, len(TOKEN_BUCKETS) + 4),
+            id(self.operation_duration): (OPERATION_DURATION, len(OPERATION_BUCKETS) + 4),
+            id(self.workflow_duration): (WORKFLOW_DURATION, len(WORKFLOW_BUCKETS) + 4),
+            id(self.runs): (WORKFLOW_RUNS, 2), id(self.cost): (COST_USD, 2),
+            id(self.retries): (RETRIES, 2), id(self.fallbacks): (FALLBACKS, 2),
+            id(self.unpriced): (UNPRICED_CALLS, 2),
+        }
         # Not in ``registry``: the endpoint adds it (in multi-process mode, beside the files).
         self.health = ExporterHealthCollector()
         self._run_keys: set[tuple[str, ...]] = set()
 
-    def observe(self, facts: WorkflowFacts, cap: int) -> None:
-        """Count one finished workflow; every free-form label value goes through the budget."""
+    def _child(self, family: Any, labels: Sequence[tuple[str, bool]]) -> Any:
+        """``family.labels(...)`` for a label set the series budget admits.
 
-        def fold(label: str, value: object) -> str:
-            return self.budget.fold(label, "" if value is None else str(value), cap)
+        Each label is ``(value, keep)``: ``keep`` values survive an overflow (see series.py).
+        """
+        name, cost = self._shapes[id(family)]
+        values = self.series.admit(name, [v for v, _ in labels], [k for _, k in labels], cost)
+        return family.labels(*values)
 
-        plan = facts.plan
-        workflow = fold(WORKFLOW, facts.workflow_name)
-        version = fold(VERSION, facts.workflow_version)
-        who = [fold(name, _attribution_value(facts, name)) for name in self.attribution_labels]
+    def observe(self, facts: WorkflowFacts, cap: int, *, known: Collection[str] = (),
+                metadata_names: bool = False) -> None:
+        """Count one finished workflow; every free-form label value goes through the budgets.
 
-        key = (workflow, version, *who)
+        The workflow and version labels come from the handler's configuration (or the
+        graph's name) unless ``metadata_names``; ``known`` names are never folded.
+        """
+
+        def fold(label: str, value: object) -> tuple[str, bool]:
+            return self.budget.fold(label, "" if value is None else str(value), cap), False
+
+        name, version = facts.name, facts.version
+        if not metadata_names and facts.configured_name:
+            name, version = facts.configured_name, facts.configured_version
+        trusted = name == facts.configured_name or name in known
+        workflow = (self.budget.fold(WORKFLOW, name, cap, known=trusted), trusted)
+        fixed = version == facts.configured_version
+        ver = (self.budget.fold(VERSION, version or "", cap, known=fixed), fixed)
+        who = [
+            fold(label, facts.attribution.get(label) or facts.metadata_text.get(label, ""))
+            for label in self.attribution_labels
+        ]
+
+        key = (workflow[0], ver[0], *(v for v, _ in who))
         if key not in self._run_keys:
             # Every status starts at 0, so the first failure is an increase that rate() sees.
             self._run_keys.add(key)
             for status in STATUSES:
-                self.runs.labels(workflow, version, status, *who)
-        self.runs.labels(workflow, version, facts.status, *who).inc()
-        self.workflow_duration.labels(workflow, version).observe(
-            float(plan.metrics.get(Metric.DURATION_SECONDS, 0.0))
-        )
-        retries = float(plan.metrics.get(Metric.RETRY_COUNT, 0) or 0)
-        if retries > 0:
-            self.retries.labels(workflow, version).inc(retries)
-        fallbacks = float(plan.metrics.get(_FALLBACK_COUNT, 0) or 0)
-        if fallbacks > 0:
-            self.fallbacks.labels(workflow, version).inc(fallbacks)
+                self._child(self.runs, [workflow, ver, (status, True), *who])
+        self._child(self.runs, [workflow, ver, (facts.status, True), *who]).inc()
+        totals = facts.totals
+        self._child(self.workflow_duration, [workflow, ver]).observe(totals.duration_s)
+        if totals.retries > 0:
+            self._child(self.retries, [workflow, ver]).inc(totals.retries)
+        if totals.fallbacks > 0:
+            self._child(self.fallbacks, [workflow, ver]).inc(totals.fallbacks)
 
-        cost: dict[tuple[str, str], float] = defaultdict(float)
+        cost: dict[tuple[tuple[str, bool], tuple[str, bool]], float] = defaultdict(float)
         for owner, call in facts.model_calls():
-            node = fold(NODE, owner.node.node_id if owner.node is not None else "")
+            node = fold(NODE, owner.node_id if owner is not None else "")
             model = fold(MODEL, call.model)
             provider = fold(PROVIDER, call.provider)
-            operation = "chat" if call.call.messages is not None else "text_completion"
+            operation = (call.operation, True)
             usage = call.usage
             for token_type, count in (
                 ("input", usage.input),
@@ -165,30 +193,15 @@ class PrometheusMetrics:
                 ("reasoning", usage.reasoning),
             ):
                 if count or token_type in ("input", "output"):
-                    self.token_usage.labels(
-                        operation, provider, model, token_type, workflow, node
-                    ).observe(count)
-            record = call.call
-            if record.end_ns is not None:
-                error = fold(ERROR_TYPE, type(record.error).__name__ if record.error else "")
-                self.operation_duration.labels(
-                    operation, provider, model, error, workflow, node
-                ).observe(max(0, record.end_ns - record.start_ns) / 1e9)
+                    self._child(self.token_usage, [operation, provider, model, (token_type, True),
+                                                   workflow, node]).observe(count)
+            if call.end_ns is not None:
+                error = fold(ERROR_TYPE, call.error.type if call.error else "")
+                self._child(self.operation_duration,
+                            [operation, provider, model, error, workflow, node]).observe(
+                    max(0, call.end_ns - call.start_ns) / 1e9)
             if not call.priced:
-                self.unpriced.labels(workflow, model, provider).inc()
+                self._child(self.unpriced, [workflow, model, provider]).inc()
             cost[(node, model)] += call.cost_usd
         for (node, model), amount in cost.items():
-            self.cost.labels(workflow, version, node, model, *who).inc(amount)
-
-
-def _attribution_value(facts: WorkflowFacts, name: str) -> str:
-    """The run's tag (sanitised, redacted) when the assembler made one, else the metadata."""
-    value = facts.plan.tags.get(name)
-    if value is not None:
-        return value
-    raw = facts.record.metadata.get(name)
-    if raw is None or raw == "":
-        return ""
-    text = str(raw)
-    redact = facts.options.redact
-    return redact(text) if redact is not None else text
+            self._child(self.cost, [workflow, ver, node, model, *who]).inc(amount)
