@@ -35,6 +35,8 @@ class LLMCallRecord:
     response: Any = None  # LLMResult
     error: BaseException | None = None
     retry_attempt: int = 1
+    # This call answered a `with_fallbacks` after an earlier candidate failed.
+    fallback_answer: bool = False
 
 
 @dataclass(slots=True)

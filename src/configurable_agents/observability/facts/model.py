@@ -86,6 +86,8 @@ class CallFacts:
     temperature: float | None
     max_tokens: int | None
     error: ErrorFacts | None
+    # It answered a ``with_fallbacks`` after an earlier candidate failed: the answering model.
+    fallback_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
