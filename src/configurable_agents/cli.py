@@ -8,6 +8,7 @@ from configurable_agents.commands import (
     cleanup_cmd,
     config_cmd,
     eval_cmd,
+    feedback_cmd,
     prices_cmd,
     report_cmd,
     run_cmd,
@@ -27,6 +28,7 @@ run_cmd.register(app)
 app.command("cleanup")(cleanup_cmd.cleanup)
 app.command("sync")(sync_cmd.sync)
 eval_cmd.register(app)
+feedback_cmd.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

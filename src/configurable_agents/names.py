@@ -170,6 +170,29 @@ class EvalMetric:
     JUDGE_COST_USD: Final = "judge_cost_usd"
 
 
+class Quality:
+    """Feedback and online-evaluation scores, as run metrics and tags (the quality loop).
+
+    A score is an MLflow assessment on the workflow's trace; the parent run carries its mean
+    over the valid assessments of that name (``feedback/<name>``, ``quality/<scorer>``) and
+    their count (``.../count``), so the runs list, compare view and ``report`` read it.
+    """
+
+    FEEDBACK_PREFIX: Final = "feedback/"  # + name: mean of the feedback's numeric values
+    ONLINE_PREFIX: Final = "quality/"  # + scorer: online evaluation's score
+    COUNT_SUFFIX: Final = "/count"  # + on a score metric: how many assessments it averages
+    LABEL_TAG_PREFIX: Final = "feedback.label/"  # + name: the latest label-valued feedback
+    # The online judge's own usage: apart from the workflow's totals.
+    JUDGE_INPUT_TOKENS: Final = "quality_judge/input_tokens"
+    JUDGE_OUTPUT_TOKENS: Final = "quality_judge/output_tokens"
+    JUDGE_COST_USD: Final = "quality_judge/cost_usd"
+    # Assessment metadata: which langchain run the score is about.
+    META_LANGCHAIN_RUN_ID: Final = "configurable_agents.langchain_run_id"
+    META_ORIGIN: Final = "configurable_agents.origin"  # "feedback" | "online_eval"
+    ORIGIN_FEEDBACK: Final = "feedback"
+    ORIGIN_ONLINE: Final = "online_eval"
+
+
 class RollupMeasure:
     """Per-node and per-model measure names inside a rollup run's metric keys."""
 
