@@ -105,6 +105,8 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
+    THREAD_ID: Final = "thread_id"  # LangGraph's conversation thread
+    SESSION_ID: Final = "session_id"
 
 
 class Kind:
