@@ -184,10 +184,9 @@ class Quality:
     ONLINE_PREFIX: Final = "quality/"  # + scorer: online evaluation's score
     COUNT_SUFFIX: Final = "/count"  # + on a score metric: how many assessments it averages
     LABEL_TAG_PREFIX: Final = "feedback.label/"  # + name: the latest label-valued feedback
-    # The online judge's own usage: apart from the workflow's totals.
-    JUDGE_INPUT_TOKENS: Final = "quality_judge/input_tokens"
-    JUDGE_OUTPUT_TOKENS: Final = "quality_judge/output_tokens"
-    JUDGE_COST_USD: Final = "quality_judge/cost_usd"
+    # The online judge's calls are runs of workflow ``<workflow>`` + this suffix.
+    JUDGE_WORKFLOW_SUFFIX: Final = "_judge"
+    ONLINE_SOURCE_ID: Final = "online_eval"  # the assessments' source id
     # Assessment metadata: which langchain run the score is about.
     META_LANGCHAIN_RUN_ID: Final = "configurable_agents.langchain_run_id"
     META_ORIGIN: Final = "configurable_agents.origin"  # "feedback" | "online_eval"
