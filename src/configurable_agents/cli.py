@@ -7,6 +7,7 @@ import typer
 from configurable_agents.commands import (
     cleanup_cmd,
     config_cmd,
+    dataset_cmd,
     eval_cmd,
     feedback_cmd,
     prices_cmd,
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(report_cmd.app, name="report")
+app.add_typer(dataset_cmd.app, name="dataset")
 app.command("prices")(prices_cmd.prices)
 run_cmd.register(app)
 app.command("cleanup")(cleanup_cmd.cleanup)
