@@ -40,7 +40,7 @@ from configurable_agents.online_eval.scorers import build_scorers, source_of
 from configurable_agents.online_eval.subject import subject_of
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
     from configurable_agents.observability.handler import MLflowCallbackHandler
 
 _CA_TAGS = "ca_tags"  # invocation metadata whose dict becomes parent-run tags
@@ -116,7 +116,7 @@ class OnlineEvalSink(Sink):
         handler = self._judge() if any(source_of(s) == "llm_judge" for s in self.scorers) else None
         return {
             "callbacks": [handler] if handler is not None else [],
-            "run_name": f"{facts.workflow_name}{Quality.JUDGE_WORKFLOW_SUFFIX}",
+            "run_name": f"{facts.name}{Quality.JUDGE_WORKFLOW_SUFFIX}",
             "metadata": {_CA_TAGS: {EvalTag.EVAL_ROLE: EvalRole.JUDGE}},
         }
 
@@ -139,7 +139,7 @@ class OnlineEvalSink(Sink):
         if metrics is None:
             return
         for name, (score, _) in results.items():
-            metrics.observe_quality(facts.workflow_name, facts.workflow_version, name,
+            metrics.observe_quality(facts.name, facts.version, name,
                                     score.value, self.prometheus_cap)
 
     # ---- writing to MLflow (worker thread: export, tick, flush) ---------------------------
