@@ -38,9 +38,13 @@ class SpanBuilder:
         self.tracer = tracer
         self.capture_content = capture_content
         self._conversation: str | None = None
+        self._user: str | None = None
 
     def emit(self, facts: WorkflowFacts, parent: SpanContext | None) -> int:
-        self._conversation = facts.attribution.get("thread_id")
+        # A conversation: LangGraph's thread_id, else the app's session_id metadata.
+        self._conversation = (facts.attribution.get(Tag.THREAD_ID)
+                              or facts.attribution.get(Tag.SESSION_ID))
+        self._user = facts.attribution.get(Tag.USER_ID)
         context = (
             trace.set_span_in_context(trace.NonRecordingSpan(parent), Context())
             if parent is not None and parent.is_valid
@@ -183,6 +187,8 @@ class SpanBuilder:
         attributes: dict[str, Any] = {cv.OPERATION_NAME: operation}
         if self._conversation:
             attributes[cv.CONVERSATION_ID] = self._conversation
+        if self._user:
+            attributes[cv.USER_ID] = self._user
         return attributes
 
     @staticmethod
