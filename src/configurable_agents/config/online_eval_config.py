@@ -22,7 +22,7 @@ DEFAULT_ONLINE_CRITERIA = (
 )
 
 
-class OnlineJudgeConfig(StrictModel):
+class JudgeConfig(StrictModel):
     """The judge model: any provider the runner supports; ``base_url`` for gateways/proxies."""
 
     provider: Literal["google", "openai", "anthropic", "demo"] = "openai"
@@ -48,7 +48,7 @@ class OnlineEvalConfig(StrictModel):
                                description="Share of finished workflows scored (by run id).")
     scorers: list[str] = Field(default_factory=lambda: ["llm_judge"], min_length=1,
                                max_length=10)
-    judge: OnlineJudgeConfig | None = None
+    judge: JudgeConfig | None = None
     output_key: str | None = Field(default=None,
                                    description="Output field to score (default: the last).")
     queue_size: int = Field(default=100, ge=1, le=100_000,
@@ -82,6 +82,6 @@ class OnlineEvalConfig(StrictModel):
         return specs
 
     @property
-    def judge_config(self) -> OnlineJudgeConfig:
+    def judge_config(self) -> JudgeConfig:
         """The judge block, or the defaults when ``llm_judge`` is listed without one."""
-        return self.judge if self.judge is not None else OnlineJudgeConfig()
+        return self.judge if self.judge is not None else JudgeConfig()

@@ -13,14 +13,14 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from configurable_agents.config.online_eval_config import OnlineEvalConfig, OnlineJudgeConfig
+from configurable_agents.config.online_eval_config import JudgeConfig, OnlineEvalConfig
 from configurable_agents.config.schema import LLMConfig
 from configurable_agents.evaluation.judge import LLMJudge
 from configurable_agents.evaluation.scorers import RegexMatch, Scorer
 from configurable_agents.runtime.providers import PROVIDERS, ProviderError, create_chat_model
 
 
-def judge_model(config: OnlineJudgeConfig) -> BaseChatModel:
+def judge_model(config: JudgeConfig) -> BaseChatModel:
     """The judge's chat model; a provider whose package or key is missing fails here, once."""
     llm = LLMConfig(provider=config.provider, model=config.model,
                     temperature=config.temperature, max_tokens=config.max_tokens)
