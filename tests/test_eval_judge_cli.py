@@ -25,7 +25,9 @@ def test_eval_with_a_judge_from_the_cli(tmp_path: Path, mlflow_store: str, exper
     dataset.write_text("\n".join(rows) + "\n")
     # Passes the France answer only: with contains both answers would be correct.
     provider.openai_reply = lambda body: (
-        "PASS\nsame fact" if "Paris" in str(body["messages"][-1]["content"]) else "FAIL\nno")
+        '{"verdict": "PASS", "rationale": "same fact"}'
+        if "Paris" in str(body["messages"][-1]["content"])
+        else '{"verdict": "FAIL", "rationale": "no"}')
     result = CliRunner().invoke(cli, [
         "eval", str(EXAMPLES / "qa_assistant.yaml"), "--dataset", str(dataset), "--demo",
         "--judge", "openai:gpt-4o-mini", "--judge-base-url", f"{provider.url}/v1",

@@ -52,8 +52,9 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviderServer]:
     server.openai_usage = {"prompt_tokens": 120, "completion_tokens": 6, "total_tokens": 126}
     # The judge passes answers that name Paris and fails the rest.
     server.openai_reply = lambda body: (
-        "PASS\nnames the capital" if "Paris" in str(body["messages"][-1]["content"])
-        else "FAIL\nwrong city")
+        '{"verdict": "PASS", "rationale": "names the capital"}'
+        if "Paris" in str(body["messages"][-1]["content"])
+        else '{"verdict": "FAIL", "rationale": "wrong city"}')
     yield server
     server.stop()
 
@@ -130,10 +131,25 @@ def test_a_dead_judge_neither_slows_nor_fails_the_app(mlflow_store, experiment_n
     handler.close(timeout=10)
 
 
+def test_a_reply_without_verdict_is_no_score(mlflow_store, experiment_name, provider):
+    provider.openai_reply = lambda body: "I think it passes, mostly."
+    config = observability(mlflow_store, experiment_name, provider.url, scorers=["llm_judge"])
+    handler = MLflowCallbackHandler(config, workflow_name="capitals")
+    qa_app({"France?": "Paris"}).invoke({"question": "France?"},
+                                        config={"callbacks": [handler]})
+    assert handler.flush(timeout=60)
+    assert handler.stats().sinks["online_eval"].failed == 1
+    parents, _ = runs_of(MlflowClient(mlflow_store), experiment_name)
+    (run,) = [r for r in parents if r.data.tags.get("eval_role") != "judge"]
+    assert not [k for k in run.data.metrics if k.startswith("quality/")]
+    handler.close(timeout=10)
+
+
 def test_scoring_runs_off_the_callers_thread(mlflow_store, experiment_name, provider):
     """The caller returns while the judge is still blocked: scoring is on the sink's worker."""
     release = threading.Event()
-    provider.openai_reply = lambda body: (release.wait(10), "PASS\nok")[1]
+    provider.openai_reply = lambda body: (release.wait(10),
+                                          '{"verdict": "PASS", "rationale": "ok"}')[1]
     config = observability(mlflow_store, experiment_name, provider.url, scorers=["llm_judge"])
     handler = MLflowCallbackHandler(config, workflow_name="capitals")
     started = time.monotonic()

@@ -14,8 +14,8 @@ redacted inputs and answer, then publishes each score:
 - as ``configurable_agents_quality_score`` (labels workflow, workflow_version, scorer) in the
   process's Prometheus families, when the Prometheus sink is on.
 
-A scorer that fails (judge unreachable, bad reply) records nothing for that workflow: a
-missing score must not look like a quality drop.
+A scorer that fails (judge unreachable) or cannot score (a judge reply without a structured
+verdict) records nothing for that workflow: a missing score must not look like a quality drop.
 """
 
 from __future__ import annotations
@@ -97,10 +97,16 @@ class OnlineEvalSink(Sink):
         results: dict[str, tuple[Score, str]] = {}
         for scorer in self.scorers:
             try:
-                results[scorer.name] = (scorer.score(example, subject.output, run_config),
-                                        source_of(scorer))
+                score = scorer.score(example, subject.output, run_config)
             except Exception as exc:  # counted and logged once; no score is not a zero
                 self.diagnostics.internal_error(f"online_eval.{scorer.name}", exc)
+                continue
+            if getattr(score, "unscorable", False):  # a judge reply with no verdict
+                self.diagnostics.warn_once(f"online_eval.{scorer.name}.unscorable",
+                                           "online_eval: %s gave no verdict (not recorded): %s",
+                                           scorer.name, score.rationale[:200])
+                continue
+            results[scorer.name] = (score, source_of(scorer))
         if not results:
             self.counters.add("failed")
             return
@@ -138,9 +144,12 @@ class OnlineEvalSink(Sink):
         metrics = current_metrics()
         if metrics is None:
             return
+        # The workflow label the Prometheus sink uses: the configured name, else the graph's.
+        workflow, version = facts.name, facts.version
+        if facts.configured_name:
+            workflow, version = facts.configured_name, facts.configured_version
         for name, (score, _) in results.items():
-            metrics.observe_quality(facts.name, facts.version, name,
-                                    score.value, self.prometheus_cap)
+            metrics.observe_quality(workflow, version, name, score.value, self.prometheus_cap)
 
     # ---- writing to MLflow (worker thread: export, tick, flush) ---------------------------
 
