@@ -12,7 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +79,22 @@ def test_readme_command_works_after_the_demo(after_demo: Path, args: list[str]) 
     assert "Traceback" not in result.output
 
 
-# One invocation per command against the demo's store; a new command must add its own.
-JSON_INVOCATIONS: dict[tuple[str, ...], list[str]] = {
+def _a_workflow_run() -> list[str]:
+    """A demo workflow run id (for commands that act on one run)."""
+    from mlflow import MlflowClient
+
+    from configurable_agents.names import Kind, Tag
+
+    client = MlflowClient("sqlite:///mlflow.db")
+    experiment = client.get_experiment_by_name("article_writer")
+    run = client.search_runs([experiment.experiment_id],
+                             f"tags.`{Tag.KIND}` = '{Kind.WORKFLOW}'", max_results=1)[0]
+    return [run.info.run_id]
+
+
+# One invocation per command against the demo's store; a new command must add its own
+# (a callable when the arguments depend on the store).
+JSON_INVOCATIONS: dict[tuple[str, ...], list[str] | Callable[[], list[str]]] = {
     ("run",): ["examples/article_writer.yaml", "-i", "topic=x", "--demo"],
     ("validate",): ["examples/article_writer.yaml"],
     ("report", "costs"): ["--group-by", "model"],
@@ -92,6 +106,8 @@ JSON_INVOCATIONS: dict[tuple[str, ...], list[str]] = {
     ("cleanup",): ["--older-than-days", "90", "--dry-run"],
     ("sync",): [],
     ("config", "validate"): ["examples/article_writer.yaml"],
+    ("feedback",): lambda: [*_a_workflow_run(), "thumbs_up", "true"],
+    ("dataset", "export"): ["-e", "article_writer"],
 }
 
 
@@ -103,7 +119,9 @@ def test_every_command_has_a_json_invocation() -> None:
 
 @pytest.mark.parametrize("path", list(JSON_INVOCATIONS), ids=" ".join)
 def test_every_command_answers_format_json(after_demo: Path, path: tuple[str, ...]) -> None:
-    result = CliRunner().invoke(app, [*path, *JSON_INVOCATIONS[path], "--format", "json"])
+    args = JSON_INVOCATIONS[path]
+    args = args() if callable(args) else args
+    result = CliRunner().invoke(app, [*path, *args, "--format", "json"])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)  # only JSON on stdout: notes and progress go to stderr
 
