@@ -22,7 +22,7 @@ import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
-from configurable_agents.config.schema import MLFlowConfig
+from configurable_agents.config.pipeline_config import PipelineConfig
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.facts.build import FactOptions, build_start_facts
@@ -46,7 +46,7 @@ class Pipeline:
 
     def __init__(
         self,
-        settings: MLFlowConfig,
+        settings: PipelineConfig,
         sinks: list[Sink],
         builder: FactsBuilder,
         diagnostics: Diagnostics,
@@ -120,7 +120,7 @@ class Pipeline:
             self.diagnostics.warn_once(
                 "queue_full",
                 "export queue full (%d workflows; a backend is slow or down): spilling to each "
-                "sink's fallback (MLflow: the spool). Raise observability.mlflow.queue_size "
+                "sink's fallback (MLflow: the spool). Raise observability.pipeline.queue_size "
                 "if this is normal load.",
                 self.settings.queue_size,
             )

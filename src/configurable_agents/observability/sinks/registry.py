@@ -7,17 +7,22 @@ until they are used.
 
 from __future__ import annotations
 
-from configurable_agents.config.schema import MLFlowConfig, ObservabilityConfig
+from configurable_agents.config.pipeline_config import PipelineConfig
+from configurable_agents.config.schema import ObservabilityConfig
 from configurable_agents.observability.sinks.base import Sink
 
 
-def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]:
+def build_sinks(config: ObservabilityConfig, settings: PipelineConfig) -> list[Sink]:
     """The enabled sinks, in the order they receive each workflow."""
     sinks: list[Sink] = []
-    if mlflow.enabled:
+    mlflow = config.mlflow
+    if mlflow is not None and mlflow.enabled:
         from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
 
-        sinks.append(MlflowSink(mlflow))
+        # The pipeline's queueing settings, wherever they were written.
+        sinks.append(MlflowSink(mlflow.model_copy(update={
+            "async_logging": settings.async_logging, "queue_size": settings.queue_size,
+        })))
     if config.jsonl is not None and config.jsonl.enabled:
         from configurable_agents.observability.sinks.jsonl import JsonlSink
 
