@@ -159,8 +159,8 @@ class RunTree(GraphCallbackHandler):
         workflow = WorkflowRecord(
             run_id=run_id,
             start_ns=now_ns(),
-            name=str(metadata.get("workflow_name") or self.workflow_name or name or kind),
-            version=_opt_str(metadata.get("workflow_version") or self.workflow_version),
+            name=_first_text(metadata.get("workflow_name"), self.workflow_name, name) or kind,
+            version=_first_text(metadata.get("workflow_version"), self.workflow_version),
             kind=kind,
             metadata=dict(metadata),
             tags=list(tags or ()),
@@ -252,8 +252,19 @@ def _shallow_copy(value: Any) -> Any:
     return value
 
 
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _first_text(*candidates: Any) -> str | None:
+    """The first candidate that is set and printable: a metadata value whose ``__str__``
+    raises costs that field only (the next candidate names the workflow), never the run."""
+    for value in candidates:
+        if value is None or value == "":
+            continue
+        try:
+            text = value if isinstance(value, str) else str(value)
+        except Exception:
+            continue
+        if isinstance(text, str) and text:
+            return text
+    return None
 
 
 def _as_uuid(run_id: Any) -> UUID:
