@@ -138,12 +138,26 @@ class MLflowCallbackHandler(CallbackRecorder):
         return self._fact_options
 
     def _workflow_started(self, workflow: WorkflowRecord) -> None:
-        self._pipeline.workflow_started(workflow, self._options())
+        self.workflow_started(workflow)
 
     def _workflow_finished(self, workflow: WorkflowRecord) -> None:
-        self._pipeline.workflow_finished(workflow, self._options())
+        self.workflow_finished(workflow)
 
     def _internal_error(self, kind: str, exc: BaseException) -> None:
+        self.internal_error(kind, exc)
+
+    # ---- the public listener seam (producers other than LangChain: the DSPy recorder) ----
+
+    def workflow_started(self, workflow: WorkflowRecord) -> None:
+        """A producer's root invocation began (caller thread: O(1), no I/O)."""
+        self._pipeline.workflow_started(workflow, self._options())
+
+    def workflow_finished(self, workflow: WorkflowRecord) -> None:
+        """A producer's root invocation ended; the record is complete: facts, then sinks."""
+        self._pipeline.workflow_finished(workflow, self._options())
+
+    def internal_error(self, kind: str, exc: BaseException) -> None:
+        """Count a failure of ours (and log it once per kind); never raises."""
         self._diagnostics.internal_error(kind, exc)
 
     def _scrub(self, text: str) -> str:

@@ -135,6 +135,15 @@ class RunTree(GraphCallbackHandler):
         """LangChain runs currently tracked (bounded: entries leave when their root ends)."""
         return len(self._runs)
 
+    def recording(self, run_id: UUID) -> tuple[WorkflowRecord, NodeRecord | None] | None:
+        """The workflow (and node) a LangChain run in flight records into, if ours.
+
+        The public lookup for producers that nest their own records in a LangGraph node
+        (the DSPy recorder), instead of reading the run index itself.
+        """
+        entry = self._runs.get(run_id)
+        return None if entry is None else (entry.workflow, entry.node)
+
     # ---- cheap skipping when disabled ---------------------------------------------------------
 
     def _skip_when_disabled(self) -> bool:
