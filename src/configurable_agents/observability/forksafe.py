@@ -9,6 +9,7 @@ in the parent stays the parent's to write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -38,7 +39,5 @@ def _reset_all() -> None:
     global _lock
     _lock = threading.Lock()  # the parent may have held it
     for worker in list(_live):
-        try:
+        with contextlib.suppress(Exception):  # never break the child over observability
             worker._after_fork_in_child()
-        except Exception:  # never break the child over observability
-            pass
