@@ -9,13 +9,16 @@ surrogate in state, costs that field only.
 from __future__ import annotations
 
 import operator
+import uuid
 from typing import Annotated, Any, TypedDict
 
+import pytest
 from langgraph.graph import END, START, StateGraph
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.config.schema import ObservabilityConfig
 from configurable_agents.observability import MLflowCallbackHandler
+from configurable_agents.observability.diagnostics import take_recorded_errors
 from configurable_agents.testing import InMemorySink
 from tests.test_handler_shapes import make_handler, runs_of
 from tests.test_traces import traces_of
@@ -96,3 +99,20 @@ def test_an_unprintable_name_or_a_lone_surrogate_costs_that_field_only(
     parents, _ = runs_of(mlflow_client, experiment_name)
     assert sorted(p.data.params["workflow_name"] for p in parents) == ["namespaced"] * 2
     assert len(traces_of(mlflow_client, experiment_name)) == 2  # the surrogate lost no trace
+
+
+class _Exploding(dict):
+    def __iter__(self):  # breaks the shallow copy the handler takes of inputs
+        raise RuntimeError("cannot iterate")
+
+    def keys(self):
+        raise RuntimeError("cannot iterate")
+
+
+@pytest.mark.internal_errors
+def test_an_internal_error_is_recorded_for_the_test_suite() -> None:
+    handler = MLflowCallbackHandler(ObservabilityConfig(), sinks=[InMemorySink()])
+    handler.on_chain_start(None, _Exploding(a=1), run_id=uuid.uuid4())  # type: ignore[arg-type]
+    handler.close()
+    assert handler.stats().internal_errors == 1  # counted, never raised into the app ...
+    assert [e for e in take_recorded_errors() if e.startswith("callback:")]  # ... and seen
