@@ -105,3 +105,44 @@ def test_the_pipeline_block_wins_over_old_mlflow_keys() -> None:
 def test_a_typo_in_the_pipeline_block_fails_loudly() -> None:
     with pytest.raises(Exception, match="queue_sise"):
         load_global_config({"observability": {"pipeline": {"queue_sise": 3}}}, env=False)
+
+
+def test_zero_code_flag_builds_every_sink_from_a_config_file(tmp_path: Path) -> None:
+    """CONFIGURABLE_AGENTS_MLFLOW=true + CONFIGURABLE_AGENTS_CONFIG: the file's whole
+    observability block (MLflow off, JSONL on) for a script that names no handler."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "zero.jsonl"
+    config = tmp_path / "observability.yaml"
+    config.write_text(yaml.safe_dump({"config": {"observability": {
+        "pipeline": {"flush_timeout_s": 60},
+        "mlflow": {"enabled": False},
+        "jsonl": {"enabled": True, "path": str(out)},
+    }}}), encoding="utf-8")
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        from typing import TypedDict
+        from langgraph.graph import END, START, StateGraph
+
+        class S(TypedDict, total=False):
+            text: str
+
+        g = StateGraph(S)
+        g.add_node("greet", lambda s: {"text": "hello"})
+        g.add_edge(START, "greet")
+        g.add_edge("greet", END)
+        print(g.compile(name="zero").invoke({}))
+    """), encoding="utf-8")
+    env = {**os.environ, "CONFIGURABLE_AGENTS_MLFLOW": "true",
+           "CONFIGURABLE_AGENTS_CONFIG": str(config),
+           "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [line] = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert line["workflow_name"] == "zero" and line["nodes"][0]["node_id"] == "greet"
+    assert not (tmp_path / "mlflow.db").exists()
