@@ -41,6 +41,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.online_eval_config import OnlineEvalConfig  # noqa: E402
 from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
 from configurable_agents.config.pipeline_config import (  # noqa: E402
     PipelineConfig,
@@ -231,6 +232,7 @@ class ObservabilityConfig(StrictModel):
     prometheus: PrometheusConfig | None = None
     jsonl: JsonlConfig | None = None
     otel: OTelConfig | None = None
+    online_eval: OnlineEvalConfig | None = None
 
     @model_validator(mode="after")
     def _warn_moved_keys(self) -> ObservabilityConfig:
