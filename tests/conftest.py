@@ -116,3 +116,19 @@ def _fail_on_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     if errors and request.node.get_closest_marker("internal_errors") is None:
         pytest.fail("internal error(s) of configurable-agents during the test:\n"
                     + "\n".join(errors), pytrace=False)
+
+
+# `make test-fast` (-m "not services and not slow") skips what starts a server process:
+# tests using these fixtures, and modules that start an `mlflow server`, PostgreSQL or
+# Prometheus themselves. Marked here, by what a test uses, so a new test cannot forget it.
+SERVICE_FIXTURES = frozenset({"postgres_cluster", "postgres_uri", "mlflow_server",
+                              "team_server", "s3_team_server"})
+SERVICE_STARTERS = ("MlflowServer", "PrometheusServer", "start_postgres")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        starts = module is not None and any(hasattr(module, n) for n in SERVICE_STARTERS)
+        if starts or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

@@ -6,7 +6,7 @@ MLflow's limits and made encodable, ``mlflow.``-prefixed tags are refused unless
 listed in :data:`ALLOWED_MLFLOW_TAGS` (they are MLflow's own controls: a forged
 ``mlflow.parentRunId`` would attach runs anywhere), and artifact names become
 safe relative names (:func:`~.keys.safe_artifact_name`) or are dropped.
-The mapping is documented in docs/OBSERVABILITY.md ("Names MLflow accepts").
+The mapping is documented in docs/features/reliability.md ("Names MLflow accepts").
 """
 
 from __future__ import annotations
