@@ -76,6 +76,7 @@ def run_demo(
 ) -> list[WorkflowResult]:
     """Run every example version ``runs`` times through one shared handler."""
     from configurable_agents.observability import MLflowCallbackHandler
+    from configurable_agents.runtime.summary import SummarySink
 
     folder = examples or examples_dir()
     workflows = [
@@ -92,6 +93,7 @@ def run_demo(
             Param.GLOBAL_MODEL: first.llm.model,
             Param.GLOBAL_TEMPERATURE: first.llm.temperature,
         },
+        sinks=[SummarySink()],  # each run's summary from its facts (see runtime/summary.py)
     )
     results = []
     try:

@@ -370,6 +370,14 @@ def _any_sink(observability: ObservabilityConfig | None) -> bool:
     return any(block is not None and block.enabled for block in blocks)
 
 
+def _summary_sink_of(handler: BaseCallbackHandler | None) -> SummarySink | None:
+    """The :class:`SummarySink` a shared handler was built with, if any (the demo adds one)."""
+    for sink in getattr(handler, "sinks", ()) or ():
+        if isinstance(sink, SummarySink):
+            return sink
+    return None
+
+
 def run_workflow_from_config(
     config: WorkflowConfig | str | Path,
     inputs: Mapping[str, Any] | None = None,
@@ -401,7 +409,7 @@ def run_workflow_from_config(
 
     observability = workflow.config.observability
     owned = handler is None and _any_sink(observability)
-    summary_sink = SummarySink()
+    summary_sink = _summary_sink_of(handler) or SummarySink()
     if owned:
         assert observability is not None
         handler = _create_handler(workflow, observability, summary_sink)
