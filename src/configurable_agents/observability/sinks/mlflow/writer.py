@@ -19,11 +19,16 @@ from urllib.parse import urlsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from configurable_agents.names import Kind, Tag
 from configurable_agents.observability.facts.plan import RunPlan, safe_artifact_name
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
+from configurable_agents.observability.sinks.mlflow.client import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_RETRY_BUDGET_S,
+    RetryingClient,
+    build_client,
+)
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
@@ -40,12 +45,15 @@ _FILTER_SAFE = re.compile(r"[\w\-.:]{1,256}")
 class MlflowWriter:
     """Thread-safe facade: experiments cached by name; one client per writer."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 retry_budget_s: float = DEFAULT_RETRY_BUDGET_S) -> None:
         self.tracking_uri = prepare_tracking_uri(tracking_uri)
         # MLflow prints a "View run at http://..." line per finished run on a server URI;
         # from a background exporter that would litter the app's stdout.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        # Our retries, not MLflow's (client.py): idempotent creates, a total time budget.
+        self.client = RetryingClient(build_client(self.tracking_uri, request_timeout_s),
+                                     retry_budget_s)
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
 
