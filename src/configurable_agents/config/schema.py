@@ -119,6 +119,16 @@ class MLFlowConfig(StrictModel):
         "and counted (stats().dropped), with a warning from 80% full.",
     )
     block_on_full: bool = False
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=600,
+        description="Per-request timeout of the exporter's MLflow calls (MLflow's own "
+        "HTTP retries are off for the exporter; see docs/guide/delivery.md).",
+    )
+    retry_budget_s: float = Field(
+        default=8.0, ge=0, le=600,
+        description="Total time the exporter retries one MLflow call (capped backoff "
+        "with jitter) before the workflow is spooled and the breaker decides.",
+    )
     export_workers: int | None = Field(
         default=None, ge=1, le=64,
         description="MLflow writer threads; default by tracking_uri: 4 for a server or "

@@ -88,6 +88,11 @@ class MlflowWriter:
             self._experiments[name] = experiment_id
             return experiment_id
 
+    def forget_experiment(self, name: str) -> None:
+        """Drop a cached id (its experiment was deleted): the next lookup restores/recreates."""
+        with self._lock:
+            self._experiments.pop(name, None)
+
     # ---- runs ----------------------------------------------------------------------------
 
     def create_run(
