@@ -21,7 +21,6 @@ import random
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -60,6 +59,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._released = threading.Event()
 
     @property
     def url(self) -> str:
@@ -88,6 +88,11 @@ class FaultProxy:
             roll -= chance
         return None
 
+    def release_held(self) -> None:
+        """No more slowness: requests held by ``delay_s`` go on now, new ones are not held."""
+        self.faults.delay_s = 0.0
+        self._released.set()
+
     def start(self) -> FaultProxy:
         proxy = self
 
@@ -109,8 +114,9 @@ class FaultProxy:
                     self._answer(proxy.faults.refuse_status, b'{"error_code": '
                                  b'"TEMPORARILY_UNAVAILABLE", "message": "injected"}', {})
                     return
-                if proxy.faults.delay_s and self.command in proxy.faults.methods:
-                    time.sleep(proxy.faults.delay_s)
+                if (proxy.faults.delay_s and self.command in proxy.faults.methods
+                        and proxy.faults.path_contains in self.path):
+                    proxy._released.wait(proxy.faults.delay_s)
                 try:
                     status, headers, payload = self._forward(body)
                 except OSError:
