@@ -96,6 +96,12 @@ class MLFlowConfig(StrictModel):
 
     # What the handler needs beyond the ADR.
     async_logging: bool = True
+    durability: Literal["memory", "disk"] = Field(
+        default="memory",
+        description="memory: fastest, a SIGKILL loses the export queue; disk: each finished "
+        "workflow is on disk (the MLflow spool, claimed) before the caller goes on, removed "
+        "once exported; a SIGKILL loses nothing that finished (docs/guide/delivery.md).",
+    )
     flush_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     queue_size: int = Field(default=1000, ge=1)
     max_param_chars: int = Field(default=6000, ge=100, le=6000)

@@ -25,6 +25,7 @@ from typing import Any
 from configurable_agents.config.schema import MLFlowConfig
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
+from configurable_agents.observability.durability import Journal
 from configurable_agents.observability.facts.assemble import AssembleOptions
 from configurable_agents.observability.facts.builder import FactsBuilder
 from configurable_agents.observability.sampling import Sampler
@@ -38,6 +39,7 @@ _STOP = object()
 class _Finished:
     workflow: WorkflowRecord
     options: AssembleOptions
+    on_disk: threading.Event | None = None  # durability: disk: set once journaled
 
 
 class Pipeline:
@@ -55,6 +57,7 @@ class Pipeline:
         self.diagnostics = diagnostics
         self.sinks = list(sinks)
         self.sampler = Sampler.from_config(settings)
+        self.journal = Journal(settings.durability, self.sinks)
         inline = not settings.async_logging
         self.workers = [
             SinkWorker(s, diagnostics, block_on_full=settings.block_on_full, inline=inline)
@@ -103,11 +106,14 @@ class Pipeline:
             self._process(item)  # sync mode, or after close(): here rather than lost
             return
         self._ensure_thread("_thread", self._loop, "pipeline")
+        item.on_disk = self.journal.handoff()
         if self.settings.block_on_full:
             self._queue.put(item)
+            self.journal.wait(item.on_disk)
             return
         try:
             self._queue.put_nowait(item)
+            self.journal.wait(item.on_disk)
         except queue.Full:
             self._overflow.put(item)
             self._ensure_thread("_overflow_thread", self._overflow_loop, "overflow")
@@ -154,6 +160,9 @@ class Pipeline:
                     self._dropped += 1
                 return
             facts.sampled_out = not self.sampler.keep(facts)
+            self.journal.write(facts)
+            if item.on_disk is not None:
+                item.on_disk.set()
             for worker in self.workers:
                 if spill_reason is None:
                     worker.submit(facts)
@@ -164,6 +173,8 @@ class Pipeline:
             with self._cond:
                 self._failed += 1
         finally:
+            if item.on_disk is not None:
+                item.on_disk.set()  # never leave a caller waiting (facts failed or dropped)
             with self._cond:
                 self._completed += 1
                 self._cond.notify_all()

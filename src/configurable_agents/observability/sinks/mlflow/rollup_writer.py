@@ -7,7 +7,9 @@ exact through an outage.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from configurable_agents.observability.sinks.mlflow.rollups import (
     Rollup,
@@ -16,6 +18,7 @@ from configurable_agents.observability.sinks.mlflow.rollups import (
 )
 
 if TYPE_CHECKING:
+    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
     from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
     from configurable_agents.observability.sinks.mlflow.spooling import SpoolKeeper
 
@@ -27,11 +30,26 @@ class RollupWriter:
         self._sink = sink
         self._keeper = keeper
         self.accumulator = RollupAccumulator(bucket_s)
+        # durability: disk: the journal files of the workflows folded into each open bucket,
+        # removed once the bucket's rollup is in MLflow or in the spool.
+        self._journal: dict[Any, list[Path]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, facts: WorkflowFacts, journal: Path | None = None) -> None:
+        with self._lock:
+            key = self.accumulator.add(facts)
+            if journal is not None:
+                self._journal.setdefault(key, []).append(journal)
 
     def write_due(self, everything: bool) -> None:
         """Write closed buckets (all with ``everything``); a failed one is spooled, not lost."""
-        for rollup in self.accumulator.due(everything=everything):
+        with self._lock:
+            due = [(r, self._journal.pop(r.key, [])) for r in
+                   self.accumulator.due(everything=everything)]
+        for rollup, journal in due:
             self.write(rollup)
+            for path in journal:  # the rollup holds their sums now (in MLflow or spooled)
+                self._keeper.spool.done(path)
 
     def write(self, rollup: Rollup) -> None:
         sink = self._sink

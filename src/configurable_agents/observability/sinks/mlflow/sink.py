@@ -112,8 +112,8 @@ class MlflowSink(Sink):
 
     def export(self, facts: WorkflowFacts) -> None:
         self.early.system_metrics.stop(facts.record)
-        if facts.sampled_out:
-            self.rollups.add(facts)  # written per bucket by tick/flush
+        if facts.sampled_out:  # written per bucket by tick/flush
+            self.rollup_writer.add(facts, self.keeper.take_journal(facts.langchain_run_id))
             return
         key = facts.langchain_run_id
         self.keeper.begin(key)
@@ -217,10 +217,14 @@ class MlflowSink(Sink):
 
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
         self.early.system_metrics.stop(facts.record)
-        if facts.sampled_out:
-            self.rollups.add(facts)  # in memory; flush/close writes or spools it
+        if facts.sampled_out:  # in memory; flush/close writes or spools it
+            self.rollup_writer.add(facts, self.keeper.take_journal(facts.langchain_run_id))
             return
         self.keeper.spill(facts, reason)
+
+    def journal(self, facts: WorkflowFacts) -> None:
+        """``durability: disk``: on disk (claimed by us) before it is queued for export."""
+        self.keeper.journal(facts)
 
     def drain(self, force: bool, limit: int | None = None) -> int:
         """Replay spooled workflows (this and earlier processes'), idempotently."""

@@ -68,6 +68,22 @@ class SpoolKeeper:
         self._counted_spooled()
         return True
 
+    def journal(self, facts: WorkflowFacts) -> None:
+        """durability: disk: keep the workflow on disk, claimed by us, before any export.
+
+        Removed when its export lands (or its rollup is written), given back to the spool
+        when the export fails; if the process dies, its claim is released by the next
+        drain or ``sync``, which writes it (idempotently).
+        """
+        path = self.put(facts, "journal", claimed=True, quiet=True)
+        if path is not None:
+            with self._lock:
+                self._handed_off[facts.langchain_run_id] = path
+
+    def take_journal(self, langchain_run_id: str) -> Path | None:
+        with self._lock:
+            return self._handed_off.pop(langchain_run_id, None)
+
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
         """Queue full or exiting: spool it, claimed by us while a worker still writes it."""
         key = facts.langchain_run_id
@@ -75,15 +91,19 @@ class SpoolKeeper:
             if self._sink.run_id_for(key) is not None:
                 return  # already in MLflow
             in_flight = key in self._exporting
-            if in_flight and key in self._handed_off:
-                return  # spilled once already
+            if key in self._handed_off:
+                if not in_flight:  # journaled, never started: hand it to the spool
+                    self.spool.release(self._handed_off.pop(key))
+                    self._counted_spooled()
+                return  # else its worker gives it back if its write fails
             path = self.put(facts, reason, claimed=in_flight)
             if in_flight and path is not None:
                 self._handed_off[key] = path
 
     # ---- writing the spool ----------------------------------------------------------------
 
-    def put(self, facts: WorkflowFacts, reason: str, *, claimed: bool = False) -> Path | None:
+    def put(self, facts: WorkflowFacts, reason: str, *, claimed: bool = False,
+            quiet: bool = False) -> Path | None:
         sink = self._sink
         plan, trace = self.trace_for_spool(facts)
         try:
@@ -114,6 +134,8 @@ class SpoolKeeper:
             )
         if not claimed:  # a claimed copy counts only if its worker gives it back
             self._counted_spooled()
+        if quiet:
+            return path
         sink.diagnostics.warn_once(
             f"spooled:{reason}", "%s: workflows are spooled to %s and will be replayed when it "
             "is back (or run `configurable-agents sync`)", reason, path.parent,
