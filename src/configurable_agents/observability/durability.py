@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
     from configurable_agents.observability.sinks.base import Sink
 
 Durability = Literal["memory", "disk"]

@@ -21,7 +21,7 @@ from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.deadline import call_within
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
 
 TICK_S = 0.5
 _STOP = object()

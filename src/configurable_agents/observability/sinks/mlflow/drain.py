@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from configurable_agents.observability.sinks.mlflow.replay import ReplayResult, replay_spool
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
+    from configurable_agents.observability.sinks.mlflow.host import SinkHost
     from configurable_agents.observability.sinks.mlflow.spooling import SpoolKeeper
 
 DRAIN_CHECK_INTERVAL_S = 1.0
@@ -25,7 +25,7 @@ DRAIN_BATCH = 20  # spooled workflows one worker replays before it looks at new 
 class Drainer:
     """Drains one MLflow sink's spool (this and earlier processes' workflows)."""
 
-    def __init__(self, sink: MlflowSink, keeper: SpoolKeeper) -> None:
+    def __init__(self, sink: SinkHost, keeper: SpoolKeeper) -> None:
         self._sink = sink
         self._keeper = keeper
         self._slot_count = max(1, sink.workers - 1)

@@ -18,15 +18,16 @@ from configurable_agents.observability.sinks.mlflow.rollups import (
 )
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
-    from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
+    from configurable_agents.observability.facts.model import WorkflowFacts
+    from configurable_agents.observability.sinks.mlflow.host import SinkHost
+    from configurable_agents.observability.sinks.mlflow.plan import RunPlan
     from configurable_agents.observability.sinks.mlflow.spooling import SpoolKeeper
 
 
 class RollupWriter:
     """Owns the sink's rollup accumulator and writes (or spools) its closed buckets."""
 
-    def __init__(self, sink: MlflowSink, keeper: SpoolKeeper, bucket_s: int) -> None:
+    def __init__(self, sink: SinkHost, keeper: SpoolKeeper, bucket_s: int) -> None:
         self._sink = sink
         self._keeper = keeper
         self.accumulator = RollupAccumulator(bucket_s)
@@ -35,9 +36,10 @@ class RollupWriter:
         self._journal: dict[Any, list[Path]] = {}
         self._lock = threading.Lock()
 
-    def add(self, facts: WorkflowFacts, journal: Path | None = None) -> None:
+    def add(self, facts: WorkflowFacts, experiment: str, plan: RunPlan,
+            journal: Path | None = None) -> None:
         with self._lock:
-            key = self.accumulator.add(facts)
+            key = self.accumulator.add(facts, experiment, plan)
             if journal is not None:
                 self._journal.setdefault(key, []).append(journal)
 

@@ -24,24 +24,25 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from configurable_agents.config.schema import MLFlowConfig
 from configurable_agents.names import Tag
-from configurable_agents.observability.capture.records import WorkflowRecord
-from configurable_agents.observability.facts.assemble import AssembleOptions, RunPlan
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
 from configurable_agents.observability.sinks.mlflow.drain import Drainer
 from configurable_agents.observability.sinks.mlflow.early_runs import EarlyRuns
+from configurable_agents.observability.sinks.mlflow.experiments import experiment_for
+from configurable_agents.observability.sinks.mlflow.plan import PlanOptions, RunPlan, plan_for
 from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
 from configurable_agents.observability.sinks.mlflow.rollup_writer import RollupWriter
 from configurable_agents.observability.sinks.mlflow.spooling import SpoolKeeper
 from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from uuid import UUID
+
+    from configurable_agents.observability.facts.model import WorkflowFacts, WorkflowStart
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
 RETRY_PASSES = 2  # whole-tree passes after the first; every call is retried by the writer
@@ -58,6 +59,7 @@ class MlflowSink(Sink):
         self.config = config
         self.queue_size = config.queue_size
         self.workers = config.resolved_export_workers
+        self.plan_options = PlanOptions.from_config(config)
         self.breaker = Breaker()
         self.keeper = SpoolKeeper(self, Spool(spool_dir_for(config.tracking_uri,
                                                             config.spool_dir),
@@ -97,11 +99,11 @@ class MlflowSink(Sink):
 
     # ---- caller thread (O(1)) and idle ticks ---------------------------------------------------
 
-    def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
-        self.early.on_start(workflow, options)
+    def on_start(self, start: WorkflowStart) -> None:
+        self.early.on_start(start)
 
-    def on_finish(self, workflow: WorkflowRecord) -> None:
-        self.early.on_finish(workflow)
+    def on_finish(self, run_id: UUID) -> None:
+        self.early.on_finish(run_id)
 
     def tick(self) -> None:
         self.early.tick()
@@ -110,52 +112,63 @@ class MlflowSink(Sink):
 
     # ---- export (worker thread) ---------------------------------------------------------------
 
+    def encode(self, facts: WorkflowFacts, *, count: bool = True) -> tuple[str, RunPlan] | None:
+        """The experiment and run plan of ``facts``; None when its tenant is refused."""
+        experiment = experiment_for(self.config, facts, self.diagnostics if count else None)
+        if experiment is None:
+            if count:
+                self.counters.add("dropped")
+            return None
+        return experiment, plan_for(facts, self.plan_options)
+
     def export(self, facts: WorkflowFacts) -> None:
-        self.early.system_metrics.stop(facts.record)
-        if facts.sampled_out:  # written per bucket by tick/flush
-            self.rollup_writer.add(facts, self.keeper.take_journal(facts.langchain_run_id))
-            return
+        self.early.system_metrics.stop(facts.langchain_run_id)
         key = facts.langchain_run_id
+        encoded = self.encode(facts)
+        if encoded is None:
+            self.keeper.end(key, landed=True)  # a journal copy of a refused tenant goes too
+            return
+        if facts.sampled_out:  # written per bucket by tick/flush
+            self.rollup_writer.add(facts, *encoded, self.keeper.take_journal(key))
+            return
         self.keeper.begin(key)
         spool_reason: str | None = None
+        early = self.early.take(facts.run_id)
         try:
-            spool_reason = self._write(facts)
+            spool_reason = self._write(facts, *encoded, early)
         except Exception as exc:  # kept here, so a spilled copy is never spooled twice
             self.diagnostics.internal_error("mlflow:export", exc)
             spool_reason = f"export raised {type(exc).__name__}"
         finally:
             handed_back = self.keeper.end(key, landed=spool_reason is None)
-        if spool_reason is not None and not handed_back:
-            self.keeper.put(facts, spool_reason)
+        if spool_reason is not None and not handed_back:  # the replay completes the early run
+            self.keeper.put(facts, spool_reason, encoded=encoded, early_run_id=early[1])
 
-    def _write(self, facts: WorkflowFacts) -> str | None:
+    def _write(self, facts: WorkflowFacts, experiment: str, plan: RunPlan,
+               early: tuple[str | None, str | None]) -> str | None:
         """Write one workflow; None when it landed (or was set aside), else why to spool it."""
-        workflow = facts.record
         if not self.breaker.up and not (self.breaker.probe_due() and self.probe()):
             return "MLflow unreachable"
-        # The trace tags go with the runs (one backend call less); a copy, since every
-        # sink reads the same facts.
-        plan = replace(facts.plan, tags={**facts.plan.tags, **self.trace_tags(workflow)})
+        early_experiment_id, early_run_id = early
+        plan.tags.update(self.trace_tags(facts))  # with the runs: one backend call less
         refused = 0
         for attempt in range(RETRY_PASSES + 1):
             try:
-                experiment_id = workflow.experiment_id or self.writer.experiment_id(
-                    facts.experiment
-                )
+                experiment_id = early_experiment_id or self.writer.experiment_id(experiment)
                 run_id = self.writer.write_tree(
-                    experiment_id, plan, workflow.mlflow_run_id,
+                    experiment_id, plan, early_run_id,
                     idempotent=attempt > 0, langchain_run_id=facts.langchain_run_id,
                 )
             except Exception as exc:
                 if is_rejection(exc):
                     refused += 1  # MLflow refused the data, it is not down
                     if refused > 1 or attempt == RETRY_PASSES:
-                        self.keeper.set_aside(facts, plan, exc)
+                        self.keeper.set_aside(experiment, facts, plan, exc)
                         return None
                     # Its experiment may have been deleted since we cached its id: look
                     # it up again (restored or recreated), then once more.
-                    self.writer.forget_experiment(facts.experiment)
-                    workflow.experiment_id = None
+                    self.writer.forget_experiment(experiment)
+                    early_experiment_id = early_run_id = None
                     continue
                 self.diagnostics.warn_once(
                     f"export:{type(exc).__name__}",
@@ -171,12 +184,12 @@ class MlflowSink(Sink):
         self.breaker.trip()
         return "MLflow write failed"
 
-    def trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
+    def trace_tags(self, facts: WorkflowFacts) -> dict[str, str]:
         if not self.config.log_traces:
             return {}
         from configurable_agents.observability.sinks.mlflow.traces import trace_run_tags
 
-        return trace_run_tags(workflow)
+        return trace_run_tags(facts)
 
     def _write_trace(self, facts: WorkflowFacts, plan: RunPlan, run_id: str,
                      experiment_id: str) -> None:
@@ -186,7 +199,7 @@ class MlflowSink(Sink):
         try:
             from configurable_agents.observability.sinks.mlflow.traces import export_trace
 
-            export_trace(self.writer, facts.record, plan, experiment_id, run_id, facts.options)
+            export_trace(self.writer, facts, plan, experiment_id, run_id, self.plan_options)
         except Exception as exc:
             self.diagnostics.internal_error("export:trace", exc)
             with contextlib.suppress(Exception):  # never point at a trace that is not there
@@ -216,9 +229,12 @@ class MlflowSink(Sink):
     # ---- spill / flush ------------------------------------------------------------------------
 
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
-        self.early.system_metrics.stop(facts.record)
+        self.early.system_metrics.stop(facts.langchain_run_id)
         if facts.sampled_out:  # in memory; flush/close writes or spools it
-            self.rollup_writer.add(facts, self.keeper.take_journal(facts.langchain_run_id))
+            encoded = self.encode(facts)
+            if encoded is not None:
+                self.rollup_writer.add(facts, *encoded,
+                                       self.keeper.take_journal(facts.langchain_run_id))
             return
         self.keeper.spill(facts, reason)
 

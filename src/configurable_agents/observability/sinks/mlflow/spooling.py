@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from configurable_agents.names import Tag
-from configurable_agents.observability.facts.assemble import RunPlan
+from configurable_agents.observability.sinks.mlflow.plan import RunPlan
 from configurable_agents.observability.sinks.spool import (
     WARN_FILL_RATIO,
     Spool,
@@ -28,9 +27,9 @@ from configurable_agents.observability.sinks.spool import (
 )
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
+    from configurable_agents.observability.sinks.mlflow.host import SinkHost
     from configurable_agents.observability.sinks.mlflow.rollups import Rollup
-    from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
 
 logger = logging.getLogger("configurable_agents.observability")
 
@@ -38,7 +37,7 @@ logger = logging.getLogger("configurable_agents.observability")
 class SpoolKeeper:
     """Spools workflows and rollups for one MLflow sink; tracks in-flight handoffs."""
 
-    def __init__(self, sink: MlflowSink, spool: Spool) -> None:
+    def __init__(self, sink: SinkHost, spool: Spool) -> None:
         self._sink = sink
         self.spool = spool
         self._failing = False  # a disk-full episode is logged once, until a write works
@@ -75,7 +74,9 @@ class SpoolKeeper:
         when the export fails; if the process dies, its claim is released by the next
         drain or ``sync``, which writes it (idempotently).
         """
-        path = self.put(facts, "journal", claimed=True, quiet=True)
+        encoded = self._sink.encode(facts, count=False)  # its export counts a refusal
+        path = self.put(facts, "journal", claimed=True, quiet=True, encoded=encoded) \
+            if encoded is not None else None
         if path is not None:
             with self._lock:
                 self._handed_off[facts.langchain_run_id] = path
@@ -103,12 +104,21 @@ class SpoolKeeper:
     # ---- writing the spool ----------------------------------------------------------------
 
     def put(self, facts: WorkflowFacts, reason: str, *, claimed: bool = False,
-            quiet: bool = False) -> Path | None:
+            quiet: bool = False, encoded: tuple[str, RunPlan] | None = None,
+            early_run_id: str | None = None) -> Path | None:
+        """Spool one workflow (None: not spooled, counted); ``claimed``: a journal copy.
+
+        ``early_run_id`` is the run created at workflow start, to complete on replay;
+        without it the replay finds that run by its LangChain run id tag anyway."""
         sink = self._sink
-        plan, trace = self.trace_for_spool(facts)
+        encoded = encoded or sink.encode(facts)
+        if encoded is None:
+            return None  # its tenant is refused: counted as dropped, never written
+        experiment, plan = encoded
+        trace = self.trace_for_spool(facts, plan)
         try:
-            path = self.spool.put(facts.experiment, facts.langchain_run_id,
-                                  facts.record.mlflow_run_id, plan, trace, claimed=claimed)
+            path = self.spool.put(experiment, facts.langchain_run_id, early_run_id, plan,
+                                  trace, claimed=claimed)
         except SpoolFullError as exc:
             sink.counters.add("dropped")
             sink.diagnostics.warn_once(
@@ -154,13 +164,14 @@ class SpoolKeeper:
             self._sink.diagnostics.warn_once("spool:rollup", "could not spool a rollup run: %s",
                                              exc)
 
-    def set_aside(self, facts: WorkflowFacts, plan: RunPlan, exc: BaseException) -> None:
+    def set_aside(self, experiment: str, facts: WorkflowFacts, plan: RunPlan,
+                  exc: BaseException) -> None:
         """A workflow MLflow refused even cleaned: counted, kept in ``rejected/``; no breaker."""
         sink = self._sink
         sink.counters.add("rejected")
         reason = f"MLflow refused it: {type(exc).__name__}: {sink.diagnostics.scrub(str(exc))}"
         try:
-            where = self.spool.put_rejected(facts.experiment, facts.langchain_run_id, plan,
+            where = self.spool.put_rejected(experiment, facts.langchain_run_id, plan,
                                             reason[:2000])
         except OSError:
             where = None
@@ -171,22 +182,23 @@ class SpoolKeeper:
             where.parent if where else "nowhere (the spool is not writable)",
         )
 
-    def trace_for_spool(self, facts: WorkflowFacts) -> tuple[RunPlan, dict[str, Any] | None]:
-        """The plan to spool (with its trace tags only if the trace goes along) and the trace.
+    def trace_for_spool(self, facts: WorkflowFacts, plan: RunPlan) -> dict[str, Any] | None:
+        """The trace to spool beside the plan (whose tags get the trace tags if it goes along).
 
-        Built now because the spool keeps the assembled plan, not the records a trace is
-        made from; without it a workflow that waited out an outage would have no trace.
+        Built now because the spool keeps the plan, not the facts a trace is made from;
+        without it a workflow that waited out an outage would have no trace.
         """
-        tags = self._sink.trace_tags(facts.record)
+        tags = self._sink.trace_tags(facts)
         if not tags:
-            return facts.plan, None
+            return None
         from configurable_agents.observability.sinks.mlflow.traces import trace_for_spool
 
         trace = None
         if Tag.TRACE_ID in tags:  # else MLflow's autolog traces these calls: tag only
             try:
-                trace = trace_for_spool(facts.record, facts.plan, facts.options)
+                trace = trace_for_spool(facts, plan, self._sink.plan_options)
             except Exception as exc:
                 self._sink.diagnostics.internal_error("spool:trace", exc)
-                return facts.plan, None
-        return replace(facts.plan, tags={**facts.plan.tags, **tags}), trace
+                return None
+        plan.tags.update(tags)
+        return trace

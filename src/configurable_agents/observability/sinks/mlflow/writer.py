@@ -21,7 +21,6 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from configurable_agents.names import Kind, Tag
-from configurable_agents.observability.facts.plan import RunPlan, safe_artifact_name
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
 from configurable_agents.observability.sinks.mlflow.client import (
     DEFAULT_REQUEST_TIMEOUT_S,
@@ -29,6 +28,8 @@ from configurable_agents.observability.sinks.mlflow.client import (
     RetryingClient,
     build_client,
 )
+from configurable_agents.observability.sinks.mlflow.keys import safe_artifact_name
+from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
