@@ -60,3 +60,24 @@ def test_lost_responses_never_duplicate_runs(mlflow_server: MlflowServer, tmp_pa
     assert_exactly_once(client, experiment, range(100))
     report = cost_report(tracking_uri=mlflow_server.url, experiments=[experiment])
     assert report.totals.runs == 100
+
+
+def test_deleted_experiment_is_restored_not_rejected(mlflow_store: str, experiment_name: str,
+                                                     tmp_path: Path):
+    """An experiment deleted while the app runs: the next workflows land in it (restored),
+    none goes to rejected/."""
+    handler = proxied_handler(mlflow_store, experiment_name, tmp_path)
+    client = MlflowClient(mlflow_store)
+    try:
+        timed_invokes(handler, 1)
+        assert handler.flush(60)
+        client.delete_experiment(client.get_experiment_by_name(experiment_name).experiment_id)
+        timed_invokes(handler, 2, offset=1)  # the process still has the old id cached
+        assert handler.flush(60)
+        stats = handler.stats()
+        assert stats.rejected == 0 and stats.spooled == 0
+    finally:
+        handler.close(30)
+    assert not list((tmp_path / "spool" / "rejected").glob("*.json"))
+    assert client.get_experiment_by_name(experiment_name).lifecycle_stage == "active"
+    assert_exactly_once(client, experiment_name, range(3))

@@ -56,6 +56,7 @@ class MlflowWriter:
         self.client = RetryingClient(build_client(self.tracking_uri, request_timeout_s),
                                      retry_budget_s)
         self._experiments: dict[str, str] = {}
+        self.artifacts_failing: str | None = None  # a run whose artifact upload failed
         self._lock = threading.Lock()
 
     # ---- experiments ----------------------------------------------------------------------
@@ -138,7 +139,12 @@ class MlflowWriter:
                 path.write_text(str(text), encoding="utf-8", errors="replace")
                 written += 1
             if written:
-                self.client.log_artifacts(run_id, str(root))
+                try:
+                    self.client.log_artifacts(run_id, str(root))
+                except Exception:
+                    self.artifacts_failing = run_id  # the probe checks the artifact store too
+                    raise
+                self.artifacts_failing = None
 
     def write_tree(
         self,
@@ -216,13 +222,24 @@ class MlflowWriter:
         return self.client.get_run(run_id).info.status != "RUNNING"
 
     def ping(self) -> bool:
-        """True when the backend answers: /health for a server, a tiny query for a database."""
+        """True when the backend answers: /health for a server, a tiny query for a database.
+
+        After an artifact upload failed, also one listing of that run's artifacts: a
+        server whose artifact store (S3) is down still says healthy, and every workflow
+        would pay its retries before being spooled.
+        """
         if self.tracking_uri.startswith(("http://", "https://")):
             import requests
 
             response = requests.get(self.tracking_uri.rstrip("/") + "/health", timeout=3)
-            return response.status_code == 200
-        self.client.search_experiments(max_results=1)
+            if response.status_code != 200:
+                return False
+        else:
+            self.client.search_experiments(max_results=1)
+        failing = self.artifacts_failing
+        if failing is not None:
+            self.client.client.list_artifacts(failing)  # once, not retried: raises if down
+            self.artifacts_failing = None
         return True
 
     def find_parent_run(self, experiment_id: str, langchain_run_id: str) -> Any:
