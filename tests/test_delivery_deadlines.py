@@ -73,8 +73,8 @@ def test_jsonl_short_write_is_a_failure_and_the_file_stays_line_aligned(tmp_path
     assert counts["full"]["exported"] == 1 and counts["full"]["failed"] == 2
     assert counts["after"]["exported"] == 2 and counts["after"]["failed"] == 2
     lines = path.read_text(encoding="utf-8").splitlines()
-    topics = [json.loads(line)["run"]["children"][0]["name"] for line in lines]
-    assert len(lines) == 2 and len(topics) == 2  # every line parses; no partial line left
+    ids = {json.loads(line)["langchain_run_id"] for line in lines}
+    assert len(lines) == 2 and len(ids) == 2  # every line parses; no partial line left
 
 
 def test_otel_flush_returns_within_its_timeout_when_the_collector_never_answers():

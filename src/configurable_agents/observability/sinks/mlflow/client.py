@@ -40,6 +40,7 @@ FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 2.0
 _IDENTITY_TAGS = (Tag.LANGCHAIN_RUN_ID, Tag.ROLLUP_ID)
 _FILTER_SAFE = re.compile(r"[\w\-.:]{1,256}")
+_ANSWERS = frozenset({"RESOURCE_DOES_NOT_EXIST"})  # a real answer: re-asking cannot change it
 _REFUSED = ("connection refused", "failed to establish a new connection")
 
 
@@ -98,7 +99,7 @@ def build_client(tracking_uri: str, timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
 
 def is_transient(exc: BaseException) -> bool:
     """Worth re-sending: the backend answered badly or not at all (never a refusal)."""
-    if is_rejection(exc):
+    if is_rejection(exc) or getattr(exc, "error_code", "") in _ANSWERS:
         return False
     return isinstance(exc, (MlflowException, OSError, TimeoutError))
 
