@@ -91,6 +91,8 @@ class Tag:
     TOKENS_ESTIMATION_METHOD: Final = "tokens_estimation_method"
     USAGE_HINT: Final = "usage_hint"
     LLM_CACHE_HIT: Final = "llm_cache_hit"
+    # The model(s) that answered after a `with_fallbacks` moved past a failed candidate.
+    FALLBACK_MODEL: Final = "fallback_model"
     TRUNCATED_PREFIX: Final = "truncated."
     # MLflow's own tag linking a nested run to its parent.
     MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
@@ -168,6 +170,8 @@ class EvalMetric:
     COST_PER_EXAMPLE_USD: Final = "cost_per_example_usd"
     COST_PER_CORRECT_USD: Final = "cost_per_correct_usd"
     JUDGE_COST_USD: Final = "judge_cost_usd"
+    # Examples some scorer could not score (a judge reply without a structured verdict).
+    UNSCORABLE: Final = "unscorable_count"
 
 
 class RollupMeasure:

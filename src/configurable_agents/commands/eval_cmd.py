@@ -6,7 +6,9 @@ Errors are one line on stderr: exit 2 for a dataset or option that cannot be use
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -25,6 +27,7 @@ _SHOWN = (
     (EvalMetric.CORRECT, "{:.0f}"),
     (EvalMetric.EXAMPLES, "{:.0f}"),
     (EvalMetric.ERRORS, "{:.0f}"),
+    (EvalMetric.UNSCORABLE, "{:.0f}"),
     (EvalMetric.TOTAL_COST_USD, "${:.6f}"),
     (EvalMetric.COST_PER_EXAMPLE_USD, "${:.6f}"),
     (EvalMetric.COST_PER_CORRECT_USD, "${:.6f}"),
@@ -73,19 +76,33 @@ def eval_command(
         help="Register node prompts in MLflow's Prompt Registry (default: the config's "
         "observability.mlflow.register_prompts)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    metadata: list[str] | None = typer.Option(
+        None, "--metadata", "-m", help="KEY=VALUE added to every example's invocation "
+        "metadata (repeatable), e.g. tenant_id=acme for a '{tenant_id}_qa' experiment."),
 ) -> None:
     """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
+    from configurable_agents.evaluation.runner import EvaluationError
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
     try:
         scorers = [builtin(spec) for spec in (scorer or ["contains"])]
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
+    extra: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--metadata {item!r}: use KEY=VALUE", 2)
+        extra[key.strip()] = value
     try:
-        result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
-                                   tracking_uri=tracking_uri, experiment=experiment,
-                                   output_key=output_key, register_prompts=register_prompts)
-    except DatasetError as exc:
+        # mlflow.genai.evaluate writes its "view the results" text to stdout: stdout is for
+        # machine output (--json), so MLflow's chatter goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
+                                       tracking_uri=tracking_uri, experiment=experiment,
+                                       output_key=output_key,
+                                       register_prompts=register_prompts, metadata=extra)
+    except (DatasetError, EvaluationError) as exc:
         raise _fail(str(exc), 2) from None
     except ConfigError as exc:
         raise _fail(str(exc), 1) from None

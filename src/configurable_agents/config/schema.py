@@ -280,16 +280,7 @@ def resolved_mlflow(
 
 
 def redacted_dump(model: BaseModel) -> dict[str, Any]:
-    """A JSON-ready dump of a config with every tracking URI's credentials masked."""
+    """A JSON-ready dump of a config with every secret masked (config/masking.py)."""
+    from configurable_agents.config.masking import masked
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (redact_uri(v) if k == "tracking_uri" and isinstance(v, str) else walk(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return walk(model.model_dump(mode="json"))
+    return masked(model.model_dump(mode="json"), redact_uri)

@@ -10,7 +10,7 @@ page's "Registered prompts" links.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlflow import MlflowClient
@@ -26,18 +26,24 @@ def prompt_name(workflow: str, node_id: str) -> str:
     return _NOT_ALLOWED.sub("_", f"{workflow}.{node_id}")
 
 
-def register_workflow_prompts(client: MlflowClient, workflow: WorkflowConfig) -> list[Any]:
-    """Register (or reuse) each node's prompt template; returns the versions in node order."""
+def register_workflow_prompts(client: MlflowClient, workflow: WorkflowConfig,
+                              redact: Callable[[str], str] = str) -> list[Any]:
+    """Register (or reuse) each node's prompt template; returns the versions in node order.
+
+    Templates are registered as ``redact`` leaves them (the handler's redactor when
+    ``redact_pii`` is on): a key or an e-mail pasted into a prompt stays out of the registry.
+    """
     versions = []
     for node in workflow.nodes:
         name = prompt_name(workflow.flow.name, node.id)
+        template = redact(node.prompt)
         latest = client.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
-        if latest is not None and latest.template == node.prompt:
+        if latest is not None and latest.template == template:
             versions.append(latest)
             continue
         versions.append(client.register_prompt(
             name=name,
-            template=node.prompt,
+            template=template,
             commit_message=f"{workflow.flow.name} {workflow.flow.version}: node {node.id}",
             tags={Param.WORKFLOW_NAME: workflow.flow.name,
                   Param.WORKFLOW_VERSION: workflow.flow.version,

@@ -65,6 +65,8 @@ RETRY_ATTEMPT: Final = "configurable_agents.retry_attempt"  # Runnable.with_retr
 LLM_CACHE_HIT: Final = "configurable_agents.llm_cache_hit"
 STEP: Final = "configurable_agents.langgraph_step"
 INTERRUPT_EVENT: Final = "configurable_agents.interrupt"
+# Caller attributes (ca_tags...) left off a span to keep ours within the span limit.
+CALLER_ATTRIBUTES_DROPPED: Final = "configurable_agents.caller_attributes_dropped"
 RETRY_EVENT: Final = "configurable_agents.retry"
 
 # ls_provider (LangChain) -> gen_ai.provider.name (well-known values of the conventions).
