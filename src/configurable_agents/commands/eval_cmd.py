@@ -10,6 +10,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -75,6 +76,11 @@ def eval_command(
         None, "--register-prompts/--no-register-prompts",
         help="Register node prompts in MLflow's Prompt Registry (default: the config's "
         "observability.mlflow.register_prompts)."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Add an LLM judge, PROVIDER:MODEL (openai, anthropic, google, "
+        "demo), e.g. openai:gpt-4o-mini. Without --scorer it decides correctness."),
+    judge_base_url: str | None = typer.Option(
+        None, "--judge-base-url", help="OpenAI-compatible endpoint for the judge (gateways)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     metadata: list[str] | None = typer.Option(
         None, "--metadata", "-m", help="KEY=VALUE added to every example's invocation "
@@ -85,9 +91,12 @@ def eval_command(
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
     try:
-        scorers = [builtin(spec) for spec in (scorer or ["contains"])]
+        default = [] if judge and not scorer else ["contains"]
+        scorers = [builtin(spec) for spec in (scorer or default)]
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
+    if judge:
+        scorers.append(_judge(judge, judge_base_url))
     extra: dict[str, str] = {}
     for item in metadata or []:
         key, sep, value = item.partition("=")
@@ -114,6 +123,29 @@ def eval_command(
                                "digest": result.dataset.digest, "metrics": result.metrics}))
         return
     Console().print(summary_table(result))
+
+
+def _judge(spec: str, base_url: str | None) -> Any:
+    """An LLMJudge on ``PROVIDER:MODEL``; a bad spec or a missing package/key is exit 2."""
+    from pydantic import ValidationError
+
+    from configurable_agents.config.online_eval_config import JudgeConfig
+    from configurable_agents.evaluation.judge import LLMJudge
+    from configurable_agents.online_eval.scorers import judge_model
+    from configurable_agents.runtime.providers import ProviderError
+
+    provider, sep, model = spec.partition(":")
+    if not sep or not model.strip():
+        raise _fail(f"--judge {spec!r}: use PROVIDER:MODEL, e.g. openai:gpt-4o-mini", 2)
+    try:
+        config = JudgeConfig(provider=provider.strip().lower(), model=model.strip(),
+                             base_url=base_url)
+        return LLMJudge(judge_model(config))
+    except ValidationError:
+        raise _fail(f"--judge {spec!r}: provider must be openai, anthropic, google or demo",
+                    2) from None
+    except ProviderError as exc:
+        raise _fail(f"--judge: {exc}", 2) from None
 
 
 def register(app: typer.Typer) -> None:

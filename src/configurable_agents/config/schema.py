@@ -41,6 +41,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.online_eval_config import OnlineEvalConfig  # noqa: E402
 from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
 from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
@@ -240,6 +241,7 @@ class ObservabilityConfig(StrictModel):
     prometheus: PrometheusConfig | None = None
     jsonl: JsonlConfig | None = None
     otel: OTelConfig | None = None
+    online_eval: OnlineEvalConfig | None = None
 
 
 class LLMConfig(StrictModel):

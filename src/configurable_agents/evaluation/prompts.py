@@ -1,8 +1,9 @@
 """Workflow prompts in MLflow's Prompt Registry (``observability.mlflow.register_prompts``).
 
 One registered prompt per workflow node, named ``<workflow>.<node>``; a new version is
-registered only when the template text differs from the latest version's, so running
-the same workflow again reuses the version it has. The ``prompt_template_sha`` /
+registered only when no version has the same template text, so running a workflow again
+reuses the version it has, even after another workflow version registered a newer one
+(evaluating v1 and v2 twice gives versions 1 and 2, not 3 and 4). The ``prompt_template_sha`` /
 ``prompts_sha`` params stay on the runs; the registry adds history, diffs and the run
 page's "Registered prompts" links.
 """
@@ -37,9 +38,9 @@ def register_workflow_prompts(client: MlflowClient, workflow: WorkflowConfig,
     for node in workflow.nodes:
         name = prompt_name(workflow.flow.name, node.id)
         template = redact(node.prompt)
-        latest = client.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
-        if latest is not None and latest.template == template:
-            versions.append(latest)
+        existing = _version_with_text(client, name, template)
+        if existing is not None:
+            versions.append(existing)
             continue
         versions.append(client.register_prompt(
             name=name,
@@ -51,6 +52,23 @@ def register_workflow_prompts(client: MlflowClient, workflow: WorkflowConfig,
                   "prompt_template_sha": node.prompt_template_sha},
         ))
     return versions
+
+
+def _version_with_text(client: MlflowClient, name: str, template: str) -> Any | None:
+    """The newest version of prompt ``name`` whose template is ``template``, or None."""
+    latest = client.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
+    if latest is None or latest.template == template:
+        return latest
+    best, token = None, None
+    while True:
+        page = client.search_prompt_versions(name, max_results=100, page_token=token)
+        for version in page:
+            if version.template == template and (best is None or
+                                                 int(version.version) > int(best.version)):
+                best = version
+        token = page.token
+        if not token:
+            return best
 
 
 def link_prompts(client: MlflowClient, run_ids: Iterable[str], versions: list[Any]) -> None:

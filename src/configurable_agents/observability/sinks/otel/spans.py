@@ -46,9 +46,13 @@ class SpanBuilder:
         # never reach it: caller attributes get what our own attributes leave.
         self.max_attributes = max_attributes
         self._conversation: str | None = None
+        self._user: str | None = None
 
     def emit(self, facts: WorkflowFacts, parent: SpanContext | None) -> int:
-        self._conversation = facts.attribution.get("thread_id")
+        # A conversation: LangGraph's thread_id, else the app's session_id metadata.
+        self._conversation = (facts.attribution.get(Tag.THREAD_ID)
+                              or facts.attribution.get(Tag.SESSION_ID))
+        self._user = facts.attribution.get(Tag.USER_ID)
         context = (
             trace.set_span_in_context(trace.NonRecordingSpan(parent), Context())
             if parent is not None and parent.is_valid
@@ -192,6 +196,8 @@ class SpanBuilder:
         attributes: dict[str, Any] = {cv.OPERATION_NAME: operation}
         if self._conversation:
             attributes[cv.CONVERSATION_ID] = self._conversation
+        if self._user:
+            attributes[cv.USER_ID] = self._user
         return attributes
 
     def _set_caller(self, span: Span, caller: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ RETRIES = "configurable_agents_retries_total"
 FALLBACKS = "configurable_agents_fallbacks_total"
 UNPRICED_CALLS = "configurable_agents_unpriced_calls_total"
 LABELS_FOLDED = "configurable_agents_label_values_folded_total"
+QUALITY_SCORE = "configurable_agents_quality_score"
 
 # OpenTelemetry GenAI attribute names, as Prometheus labels.
 OPERATION = "gen_ai_operation_name"
@@ -38,6 +39,7 @@ MODEL = "gen_ai_request_model"
 TOKEN_TYPE = "gen_ai_token_type"
 ERROR_TYPE = "error_type"
 WORKFLOW, VERSION, NODE, STATUS = "workflow", "workflow_version", "node", "status"
+SCORER = "scorer"
 STATUSES = ("FINISHED", "FAILED", "KILLED", "INTERRUPTED")
 
 # The conventions' advisory bucket boundaries.
@@ -47,6 +49,8 @@ OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 # A whole workflow: a cached answer in 100 ms up to a long agent run of an hour.
 WORKFLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1200.0, 1800.0, 3600.0)
+# Scores are in [0, 1]; pass/fail scorers land in the first or the last bucket.
+QUALITY_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class PrometheusMetrics:
@@ -116,6 +120,13 @@ class PrometheusMetrics:
             "Label values replaced by 'other' because the label reached max_label_values.",
             ["label"], registry=reg,
         )
+        self.quality = Histogram(
+            QUALITY_SCORE,
+            "Online-evaluation score (0..1) of a sampled finished workflow, by scorer.",
+            [WORKFLOW, VERSION, SCORER],
+            buckets=QUALITY_BUCKETS,
+            registry=reg,
+        )
         self.budget = LabelBudget(on_fold=lambda label: self.folded.labels(label).inc())
         self.series = SeriesBudget(max_series)
         # Series per label set: a histogram's buckets + +Inf + _sum, _count, _created;
@@ -127,6 +138,7 @@ class PrometheusMetrics:
             id(self.runs): (WORKFLOW_RUNS, 2), id(self.cost): (COST_USD, 2),
             id(self.retries): (RETRIES, 2), id(self.fallbacks): (FALLBACKS, 2),
             id(self.unpriced): (UNPRICED_CALLS, 2),
+            id(self.quality): (QUALITY_SCORE, len(QUALITY_BUCKETS) + 4),
         }
         # Not in ``registry``: the endpoint adds it (in multi-process mode, beside the files).
         self.health = ExporterHealthCollector()
@@ -205,3 +217,13 @@ class PrometheusMetrics:
             cost[(node, model)] += call.cost_usd
         for (node, model), amount in cost.items():
             self._child(self.cost, [workflow, ver, node, model, *who]).inc(amount)
+
+    def observe_quality(self, workflow: str, version: str | None, scorer: str, score: float,
+                        cap: int) -> None:
+        """One online score; labels through the same budgets as every other family.
+
+        The scorer names come from the config (a short, fixed list): never folded.
+        """
+        labels = [(self.budget.fold(WORKFLOW, workflow, cap), False),
+                  (self.budget.fold(VERSION, version or "", cap), False), (scorer, True)]
+        self._child(self.quality, labels).observe(min(1.0, max(0.0, float(score))))
