@@ -16,11 +16,13 @@ chat model that implements ``_generate``::
     model = FakeGemini(messages=iter([reply("hello", input_tokens=12, output_tokens=3)]))
 
 Our own tests and benchmarks use it; so can tests of apps that attach ``MLflowCallbackHandler``.
+:class:`InMemorySink` keeps each workflow's facts for assertions, with no backend.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +30,9 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from configurable_agents.observability.facts.model import WorkflowFacts
+from configurable_agents.observability.sinks.base import Sink
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 
@@ -103,3 +108,34 @@ class UsageReportingChatModel(BaseChatModel):
 
 
 __all__ = ["DEFAULT_MODEL", "UsageReportingChatModel", "reply", "usage"]
+
+
+class InMemorySink(Sink):
+    """Keeps every workflow's facts in memory, like OpenTelemetry's ``InMemorySpanExporter``.
+
+    Pass it to the handler (``MLflowCallbackHandler(config, sinks=[sink])``), run the app,
+    ``handler.flush()``, then read :meth:`finished`: the same frozen facts every other
+    sink got (totals, attribution, caller metadata, the node tree), with no backend and no
+    reach into the handler's private state.
+    """
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._facts: list[WorkflowFacts] = []
+
+    def export(self, facts: WorkflowFacts) -> None:
+        with self._lock:
+            self._facts.append(facts)
+        self.counters.add("exported")
+
+    def finished(self) -> tuple[WorkflowFacts, ...]:
+        """The facts of every workflow exported so far, in the order they arrived."""
+        with self._lock:
+            return tuple(self._facts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._facts.clear()

@@ -68,14 +68,15 @@ def summary_line(result: WorkflowResult) -> str:
     if s is None:
         return (
             f"{result.workflow_name} {result.workflow_version}: {result.duration_s:.2f}s; "
-            "observability off (set config.observability.mlflow.enabled: true for tokens, "
-            f"cost and an MLflow run){demo}"
+            "observability off (enable a sink under config.observability, e.g. "
+            f"mlflow.enabled: true or jsonl.enabled: true, for tokens and cost){demo}"
         )
     cost = "unpriced" if s.cost_usd is None else f"${s.cost_usd:.6f}"
+    where = f"MLflow run {s.run_id}" if s.run_id else "no MLflow run (mlflow sink off)"
     return (
         f"{result.workflow_name} {result.workflow_version}: {s.status} | tokens "
         f"{s.input_tokens} in / {s.output_tokens} out | cost {cost} | {s.duration_s:.2f}s | "
-        f"MLflow run {s.run_id}{demo}"
+        f"{where}{demo}"
     )
 
 
