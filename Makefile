@@ -42,6 +42,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.bench_durability
 
 # PostgreSQL + S3 (moto) + mlflow server --workers 4 on 127.0.0.1, from tests/servers.py.
 team-stack: $(STAMP)

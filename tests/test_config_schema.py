@@ -46,6 +46,9 @@ MLFLOW_DEFAULTS = {
     # What the handler needs beyond the ADR.
     "log_traces": True,
     "async_logging": True,
+    "durability": "memory",
+    "request_timeout_s": 15.0,
+    "retry_budget_s": 8.0,
     "flush_timeout_s": 10.0,
     "queue_size": 1000,
     "max_param_chars": 6000,

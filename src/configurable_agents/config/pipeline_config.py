@@ -10,7 +10,7 @@ docs/guide/pipeline.md documents each key.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,12 @@ class PipelineConfig(StrictModel):
     """Queueing, privacy, pricing, tags and sampling: one block, read by every sink."""
 
     async_logging: bool = True
+    durability: Literal["memory", "disk"] = Field(
+        default="memory",
+        description="memory: fastest, a SIGKILL loses the export queue; disk: each finished "
+        "workflow is on disk (the MLflow spool, claimed) before the caller goes on, removed "
+        "once exported; a SIGKILL loses nothing that finished (docs/guide/delivery.md).",
+    )
     queue_size: int = Field(default=1000, ge=1)
     block_on_full: bool = False
     flush_timeout_s: float = Field(default=10.0, gt=0, le=3600)

@@ -102,6 +102,12 @@ class MLFlowConfig(StrictModel):
 
     # What the handler needs beyond the ADR.
     async_logging: bool = True
+    durability: Literal["memory", "disk"] = Field(
+        default="memory",
+        description="memory: fastest, a SIGKILL loses the export queue; disk: each finished "
+        "workflow is on disk (the MLflow spool, claimed) before the caller goes on, removed "
+        "once exported; a SIGKILL loses nothing that finished (docs/guide/delivery.md).",
+    )
     flush_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     queue_size: int = Field(default=1000, ge=1)
     max_param_chars: int = Field(default=6000, ge=100, le=6000)
@@ -125,6 +131,16 @@ class MLFlowConfig(StrictModel):
         "and counted (stats().dropped), with a warning from 80% full.",
     )
     block_on_full: bool = False
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=600,
+        description="Per-request timeout of the exporter's MLflow calls (MLflow's own "
+        "HTTP retries are off for the exporter; see docs/guide/delivery.md).",
+    )
+    retry_budget_s: float = Field(
+        default=8.0, ge=0, le=600,
+        description="Total time the exporter retries one MLflow call (capped backoff "
+        "with jitter) before the workflow is spooled and the breaker decides.",
+    )
     export_workers: int | None = Field(
         default=None, ge=1, le=64,
         description="MLflow writer threads; default by tracking_uri: 4 for a server or "

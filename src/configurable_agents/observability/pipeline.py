@@ -26,6 +26,7 @@ from configurable_agents.config.pipeline_config import PipelineConfig
 from configurable_agents.observability import forksafe
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
+from configurable_agents.observability.durability import Journal
 from configurable_agents.observability.facts.build import FactOptions, build_start_facts
 from configurable_agents.observability.facts.builder import FactsBuilder
 from configurable_agents.observability.facts.model import WorkflowStart
@@ -40,6 +41,7 @@ _STOP = object()
 class _Finished:
     workflow: WorkflowRecord
     options: FactOptions
+    on_disk: threading.Event | None = None  # durability: disk: set once journaled
 
 
 class Pipeline:
@@ -57,6 +59,7 @@ class Pipeline:
         self.diagnostics = diagnostics
         self.sinks = list(sinks)
         self.sampler = Sampler.from_config(settings)
+        self.journal = Journal(settings.durability, self.sinks)
         inline = not settings.async_logging
         self.workers = [
             SinkWorker(s, diagnostics, block_on_full=settings.block_on_full, inline=inline)
@@ -120,11 +123,14 @@ class Pipeline:
             self._process(item)  # sync mode, or after close(): here rather than lost
             return
         self._ensure_thread("_thread", self._loop, "pipeline")
+        item.on_disk = self.journal.handoff()
         if self.settings.block_on_full:
             self._queue.put(item)
+            self.journal.wait(item.on_disk)
             return
         try:
             self._queue.put_nowait(item)
+            self.journal.wait(item.on_disk)
         except queue.Full:
             self._overflow.put(item)
             self._ensure_thread("_overflow_thread", self._overflow_loop, "overflow")
@@ -168,6 +174,9 @@ class Pipeline:
             facts = self.builder.build(item.workflow, item.options)
             if not self.sampler.keep(facts):
                 facts = replace(facts, sampled_out=True)
+            self.journal.write(facts)
+            if item.on_disk is not None:
+                item.on_disk.set()
             for worker in self.workers:
                 if spill_reason is None:
                     worker.submit(facts)
@@ -178,6 +187,8 @@ class Pipeline:
             with self._cond:
                 self._failed += 1
         finally:
+            if item.on_disk is not None:
+                item.on_disk.set()  # never leave a caller waiting (facts failed or dropped)
             with self._cond:
                 self._completed += 1
                 self._cond.notify_all()

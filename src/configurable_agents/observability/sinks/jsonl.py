@@ -5,12 +5,16 @@ into other tools (``jq``, a log shipper, a warehouse loader). Each line carries
 the same priced, redacted facts every other sink gets: identity, attribution,
 status, totals, each node's and each model call's usage and cost. Prompts and
 responses are left out unless ``include_artifacts`` is set, since a file is easy
-to copy around. Lines are written whole under a lock (one ``write`` each), so
-several workers or processes appending to one file never interleave a line.
+to copy around. Lines are written whole under a lock (``flock`` across processes),
+so several workers or processes appending to one file never interleave a line, and
+a short write (disk full) is cut back and counted as failed, never as exported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import threading
@@ -162,7 +166,33 @@ class JsonlSink(Sink):
             # and a dangling link's target is never created (as the spool opens its files).
             fd = os.open(self.path, _OPEN_FLAGS, 0o600)
             try:
-                os.write(fd, data)
+                append_whole(fd, data)
             finally:
                 os.close(fd)
         self.counters.add("exported")
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append ``data`` whole or not at all, so the file stays one JSON object per line.
+
+    A full disk (or a file-size limit) makes ``write`` return short or fail midway; the
+    partial line would be counted as written and glue onto the next one. Under an
+    exclusive ``flock`` (other processes appending to the same file wait) the file is cut
+    back to where this line began, and the error is raised: the worker counts it failed.
+    """
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)  # O_APPEND: at the end
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, "short write")
+                view = view[written:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

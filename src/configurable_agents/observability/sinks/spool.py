@@ -3,9 +3,10 @@
 Each spooled workflow is one JSON file holding its assembled RunPlan tree, so a
 replay needs no pricing or serialization and writes exactly what would have been
 written. Files are written to a temp name and renamed (atomic), claimed for
-replay by renaming them to a name carrying the claimer's pid (atomic: only one
-process wins), and deleted after the write. Claims and temp files left by dead
-processes are released / removed on the next start, drain or ``sync``. One
+replay by renaming them to a name carrying the claimer's identity (atomic: only
+one process wins; :mod:`.spool_claims`), and deleted after the write. Claims of
+dead owners and their temp files are released / removed on the next start,
+drain or ``sync``; a live owner's claim is never taken over. One
 directory per tracking URI (a hash: the URI itself, which may carry credentials,
 is never written to disk).
 
@@ -37,6 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from configurable_agents.observability.sinks.run_plan import RunPlan
+from configurable_agents.observability.sinks.spool_claims import (
+    CLAIM_MARK,
+    claim_is_stale,
+    claim_suffix,
+    pid_alive,
+)
 from configurable_agents.observability.sinks.spool_schema import (
     SPOOL_VERSION,
     SpoolFormatError,
@@ -49,7 +56,7 @@ __all__ = [
 ]
 
 _SUFFIX = ".json"
-_CLAIM = ".claimed-"
+_CLAIM = CLAIM_MARK
 _TMP = ".tmp"
 REJECTED_DIR = "rejected"
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
@@ -136,11 +143,15 @@ class Spool:
         mlflow_run_id: str | None,
         plan: RunPlan,
         trace: dict[str, Any] | None = None,
+        *,
+        claimed: bool = False,
     ) -> Path:
         """Write one finished workflow atomically (0600); returns its file.
 
-        Raises :class:`SpoolFullError` past ``max_bytes`` and OSError (disk full...);
-        either way no temp file is left behind.
+        ``claimed`` writes it already claimed by this process (a workflow a worker is
+        still writing: nobody else may replay it while this process lives; the worker
+        then calls :meth:`done` or :meth:`release` on it). Raises :class:`SpoolFullError`
+        past ``max_bytes`` and OSError (disk full...); either way no temp file is left.
         """
         self._ensure_dir()
         payload = {
@@ -163,7 +174,7 @@ class Spool:
         safe_id = _NAME_UNSAFE.sub("_", str(langchain_run_id))[:64]
         name = f"{max(0, plan.start_ms):015d}-{safe_id}-{uuid.uuid4().hex[:8]}"
         tmp = self.directory / f".{name}.{os.getpid()}{_TMP}"
-        final = self.directory / f"{name}{_SUFFIX}"
+        final = self.directory / f"{name}{_SUFFIX}{claim_suffix() if claimed else ''}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
             try:
@@ -236,7 +247,7 @@ class Spool:
         self.check_safe()
         self.recover()
         for path in self.pending():
-            claimed = path.with_name(f"{path.name}{_CLAIM}{os.getpid()}-{int(time.time())}")
+            claimed = path.with_name(f"{path.name}{claim_suffix()}")
             try:
                 os.rename(path, claimed)
             except FileNotFoundError:
@@ -284,17 +295,22 @@ class Spool:
 
     # ---- outcome of a claim -----------------------------------------------------------------
 
-    def done(self, item: SpooledWorkflow) -> None:
-        size = _regular_size(item.path)
-        item.path.unlink(missing_ok=True)
+    def done(self, item: SpooledWorkflow | Path) -> None:
+        """The claimed workflow is in MLflow: remove its file."""
+        path = item if isinstance(item, Path) else item.path
+        size = _regular_size(path)
+        path.unlink(missing_ok=True)
         if self._size is not None:
-            self._size = max(0, self._size - size)
+            with self._size_lock:
+                self._size = max(0, (self._size or 0) - size)
 
-    def release(self, item: SpooledWorkflow) -> None:
+    def release(self, item: SpooledWorkflow | Path) -> Path:
         """Give a claimed workflow back (its write failed); keeps its original name."""
-        original = item.path.name.split(_CLAIM, 1)[0]
+        path = item if isinstance(item, Path) else item.path
+        original = path.with_name(path.name.split(_CLAIM, 1)[0])
         with contextlib.suppress(FileNotFoundError):
-            os.replace(item.path, item.path.with_name(original))
+            os.replace(path, original)
+        return original
 
     def reject(self, item: SpooledWorkflow, reason: str) -> None:
         """MLflow refused this workflow even cleaned: keep it aside (not retried) with why."""
@@ -339,18 +355,14 @@ class Spool:
             name = path.name
             if name.startswith(".") and name.endswith(_TMP):
                 pid_text = name[: -len(_TMP)].rsplit(".", 1)[-1]
-                if not (pid_text.isdigit() and _pid_alive(int(pid_text))):
+                if not (pid_text.isdigit() and pid_alive(int(pid_text))):
                     with contextlib.suppress(OSError):
                         path.unlink()
                         self._size = None
                 continue
             if _CLAIM not in name:
                 continue
-            owner = name.split(_CLAIM, 1)[1]
-            pid_text, _, stamp = owner.partition("-")
-            alive = _pid_alive(int(pid_text)) if pid_text.isdigit() else False
-            too_old = stamp.isdigit() and now - int(stamp) > self.stale_claim_s
-            if not alive or too_old:
+            if claim_is_stale(name, self.stale_claim_s, now):
                 original = name.split(_CLAIM, 1)[0]
                 with contextlib.suppress(OSError):
                     os.replace(path, path.with_name(original))
@@ -391,15 +403,3 @@ def _regular_size(path: Path) -> int:
 
 def _os_reason(exc: OSError) -> str:
     return f"unreadable ({exc.strerror or type(exc).__name__})"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True

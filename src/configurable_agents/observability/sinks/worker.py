@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from configurable_agents.observability import forksafe
 from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.sinks.base import Sink, SinkStats
+from configurable_agents.observability.sinks.deadline import call_within
 
 if TYPE_CHECKING:
     from configurable_agents.observability.facts.model import WorkflowFacts
@@ -176,7 +177,8 @@ class SinkWorker:
         deadline = time.monotonic() + timeout
         if not self.wait_idle(timeout):
             return False
-        return self.sink.flush(max(0.0, deadline - time.monotonic()))
+        return call_within(self.sink.flush, deadline - time.monotonic(),
+                           f"{self.sink.name}-flush")
 
     def close(self, timeout: float) -> bool:
         """Flush with a bounded wait; what is still queued then is spilled, not lost."""
@@ -189,7 +191,8 @@ class SinkWorker:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(_STOP)
         try:
-            closed = self.sink.close(max(0.0, deadline - time.monotonic()))
+            closed = call_within(self.sink.close, deadline - time.monotonic(),
+                                 f"{self.sink.name}-close")
         except Exception as exc:
             self._diagnostics.internal_error(f"{self.sink.name}:close", exc)
             closed = False

@@ -74,9 +74,19 @@ def _replay_one(spool: Spool, writer: Any, item: Any, result: ReplayResult,
                 on_error: Callable[[BaseException], None] | None) -> bool:
     """Write one claimed workflow; False when the backend failed (stop the replay)."""
     try:
-        experiment_id = writer.experiment_id(item.experiment)
-        run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
-                                   idempotent=True, langchain_run_id=item.langchain_run_id)
+        try:
+            experiment_id = writer.experiment_id(item.experiment)
+            run_id = writer.write_tree(experiment_id, item.plan, item.mlflow_run_id,
+                                       idempotent=True, langchain_run_id=item.langchain_run_id)
+        except Exception as exc:
+            if not is_rejection(exc):
+                raise
+            # Refused: maybe its experiment was deleted since the id was cached. Look it
+            # up again (a deleted one is restored, a missing one created), then once more.
+            writer.forget_experiment(item.experiment)
+            experiment_id = writer.experiment_id(item.experiment)
+            run_id = writer.write_tree(experiment_id, item.plan, None, idempotent=True,
+                                       langchain_run_id=item.langchain_run_id)
     except Exception as exc:
         if is_rejection(exc):
             reason = f"MLflow refused it: {type(exc).__name__}: " + shorten(

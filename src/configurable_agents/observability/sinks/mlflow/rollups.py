@@ -79,6 +79,7 @@ class Rollup:
 
     experiment: str
     plan: RunPlan
+    key: BucketKey | None = None  # the bucket it sums (ties journal files to it)
 
     @property
     def rollup_id(self) -> str:
@@ -99,8 +100,9 @@ class RollupAccumulator:
         with self._lock:
             return len(self._buckets)
 
-    def add(self, facts: WorkflowFacts, experiment: str, plan: RunPlan) -> None:
-        """Fold one sampled-out workflow (its run plan) into its bucket (no I/O)."""
+    def add(self, facts: WorkflowFacts, experiment: str, plan: RunPlan) -> BucketKey:
+        """Fold one sampled-out workflow (its run plan) into its bucket (no I/O); returns
+        the bucket."""
         start = plan.start_ms - plan.start_ms % self.bucket_ms
         key = (experiment, facts.name, facts.version or "", start)
         nodes = _node_sums(plan)
@@ -121,6 +123,7 @@ class RollupAccumulator:
             for model, amounts in models.items():
                 bucket.models.setdefault(model, Counter()).update(amounts)
             self.folded += 1
+        return key
 
     def due(self, *, everything: bool = False, now_ms: int | None = None) -> list[Rollup]:
         """Take the buckets closed for the grace period (all of them with ``everything``)."""
@@ -129,7 +132,7 @@ class RollupAccumulator:
             keys = [k for k in self._buckets
                     if everything or k[3] + self.bucket_ms + self.grace_ms <= now_ms]
             taken = [(k, self._buckets.pop(k)) for k in keys]
-        return [Rollup(k[0], self._plan(k, b)) for k, b in taken]
+        return [Rollup(k[0], self._plan(k, b), k) for k, b in taken]
 
     def _plan(self, key: BucketKey, bucket: _Bucket) -> RunPlan:
         _experiment, workflow, version, start = key

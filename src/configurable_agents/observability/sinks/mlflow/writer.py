@@ -17,10 +17,15 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from configurable_agents.names import Kind, Tag
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
+from configurable_agents.observability.sinks.mlflow.client import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_RETRY_BUDGET_S,
+    RetryingClient,
+    build_client,
+)
 from configurable_agents.observability.sinks.mlflow.keys import safe_artifact_name
 from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.tracking.artifacts import (
@@ -42,13 +47,17 @@ _FILTER_SAFE = re.compile(r"[\w\-.:]{1,256}")
 class MlflowWriter:
     """Thread-safe facade: experiments cached by name; one client per writer."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 retry_budget_s: float = DEFAULT_RETRY_BUDGET_S) -> None:
         self.tracking_uri = prepare_tracking_uri(tracking_uri)
         # MLflow prints a "View run at http://..." line per finished run on a server URI;
         # from a background exporter that would litter the app's stdout.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        # Our retries, not MLflow's (client.py): idempotent creates, a total time budget.
+        self.client = RetryingClient(build_client(self.tracking_uri, request_timeout_s),
+                                     retry_budget_s)
         self._experiments: dict[str, str] = {}
+        self.artifacts_failing: str | None = None  # a run whose artifact upload failed
         self._lock = threading.Lock()
 
     # ---- experiments ----------------------------------------------------------------------
@@ -81,6 +90,11 @@ class MlflowWriter:
                 experiment_id = experiment.experiment_id
             self._experiments[name] = experiment_id
             return experiment_id
+
+    def forget_experiment(self, name: str) -> None:
+        """Drop a cached id (its experiment was deleted): the next lookup restores/recreates."""
+        with self._lock:
+            self._experiments.pop(name, None)
 
     # ---- runs ----------------------------------------------------------------------------
 
@@ -126,7 +140,12 @@ class MlflowWriter:
                 path.write_text(str(text), encoding="utf-8", errors="replace")
                 written += 1
             if written:
-                self.client.log_artifacts(run_id, str(root))
+                try:
+                    self.client.log_artifacts(run_id, str(root))
+                except Exception:
+                    self.artifacts_failing = run_id  # the probe checks the artifact store too
+                    raise
+                self.artifacts_failing = None
 
     def write_tree(
         self,
@@ -204,13 +223,24 @@ class MlflowWriter:
         return self.client.get_run(run_id).info.status != "RUNNING"
 
     def ping(self) -> bool:
-        """True when the backend answers: /health for a server, a tiny query for a database."""
+        """True when the backend answers: /health for a server, a tiny query for a database.
+
+        After an artifact upload failed, also one listing of that run's artifacts: a
+        server whose artifact store (S3) is down still says healthy, and every workflow
+        would pay its retries before being spooled.
+        """
         if self.tracking_uri.startswith(("http://", "https://")):
             import requests
 
             response = requests.get(self.tracking_uri.rstrip("/") + "/health", timeout=3)
-            return response.status_code == 200
-        self.client.search_experiments(max_results=1)
+            if response.status_code != 200:
+                return False
+        else:
+            self.client.search_experiments(max_results=1)
+        failing = self.artifacts_failing
+        if failing is not None:
+            self.client.client.list_artifacts(failing)  # once, not retried: raises if down
+            self.artifacts_failing = None
         return True
 
     def find_parent_run(self, experiment_id: str, langchain_run_id: str) -> Any:

@@ -78,13 +78,20 @@ class OTelSink(Sink):
         self.counters.add("exported")
 
     def flush(self, timeout: float) -> bool:
-        if self._closed:
-            return True
-        return bool(self._provider.force_flush(int(timeout * 1000)))
+        """True only when every span made so far was delivered (not merely handed on).
+
+        The SDK's exporter may back off past ``timeout``; the sink worker bounds the
+        wait (:mod:`..deadline`), and a late answer is False.
+        """
+        if not self._closed:
+            self._provider.force_flush(int(timeout * 1000))
+        with self._lock:
+            emitted = self._emitted
+        return self._exporter.delivered >= emitted
 
     def close(self, timeout: float) -> bool:
         if self._closed:
-            return True
+            return self.flush(timeout)  # idempotent, and still truthful
         flushed = self.flush(timeout)
         self._closed = True
         self._provider.shutdown()
