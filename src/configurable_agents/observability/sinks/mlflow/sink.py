@@ -135,6 +135,7 @@ class MlflowSink(Sink):
                 if now - since >= EARLY_RUN_AFTER_S and self._running.pop(run_id, None):
                     self._start_run(workflow, options)
         self._write_rollups(everything=False)
+        self._send_traces(timeout=None)
         self._maybe_drain()
 
     def _start_run(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
@@ -240,13 +241,30 @@ class MlflowSink(Sink):
         if not self.config.log_traces:
             return
         try:
-            from configurable_agents.observability.sinks.mlflow.traces import export_trace
+            from configurable_agents.observability.sinks.mlflow.trace_shipping import ship_trace
 
-            export_trace(self.writer, facts.record, plan, experiment_id, run_id, facts.options)
+            ship_trace(self.writer, facts, plan, experiment_id, run_id, self._trace_batch_failed)
         except Exception as exc:
             self.diagnostics.internal_error("export:trace", exc)
             with contextlib.suppress(Exception):  # never point at a trace that is not there
                 self.writer.client.delete_tag(run_id, Tag.TRACE_ID)
+
+    def _send_traces(self, timeout: float | None) -> bool:
+        if not self.config.log_traces or self._writer is None:
+            return True
+        from configurable_agents.observability.sinks.mlflow.trace_shipping import send_traces
+
+        return send_traces(self._writer, self.diagnostics, timeout)
+
+    def _trace_batch_failed(self, group: list[Any], exc: BaseException) -> None:
+        """A span batch failed twice: its workflows are spooled and replayed (exactly once)."""
+        from configurable_agents.observability.sinks.mlflow.trace_shipping import (
+            spool_failed_batch,
+        )
+
+        if spooled := spool_failed_batch(self.spool, self.diagnostics, group, exc):
+            self._spool_maybe_nonempty = True
+            self.counters.add("spooled", spooled)
 
     def _exported_ok(self, langchain_run_id: str, run_id: str) -> None:
         self.breaker.reset()
@@ -451,6 +469,7 @@ class MlflowSink(Sink):
         """Write open rollups, replay what this process spooled; True when all is in MLflow."""
         deadline = time.monotonic() + timeout
         self._write_rollups(everything=True)
+        traces_out = self._send_traces(timeout=max(0.0, deadline - time.monotonic()))
         # In batches, so a large spool (a long outage) cannot hold flush()/close() past timeout.
         while self.counters.get("spooled") > self.counters.get("replayed"):
             written = self.drain(force=True, limit=DRAIN_BATCH)
@@ -460,7 +479,7 @@ class MlflowSink(Sink):
                 self._wait_for_drains(deadline) and self.spool.pending()
             ):
                 break
-        return self.counters.get("spooled") <= self.counters.get("replayed")
+        return traces_out and self.counters.get("spooled") <= self.counters.get("replayed")
 
 
 def _import_mlflow_here(with_traces: bool) -> None:
