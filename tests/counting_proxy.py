@@ -6,6 +6,10 @@ server``. The proxy pipes bytes unchanged (optionally delaying client->server ch
 like :class:`tests.servers.LatencyProxy`) and parses the client's side passively with
 HTTP/1.1 framing (``Content-Length`` and chunked bodies), so keep-alive connections
 carrying many requests are counted request by request.
+
+``drop_responses`` makes an *unknown outcome*: the server receives and processes the
+request, then the proxy cuts the connection instead of passing its answer back, so the
+client sees a failure for a write that landed and retries it (the exactly-once tests).
 """
 
 from __future__ import annotations
@@ -82,9 +86,11 @@ class _RequestParser:
 class CountingProxy:
     """Counts (method, path) of every HTTP request passed to ``target_port``; thread-safe."""
 
-    def __init__(self, target_port: int, delay: float = 0.0) -> None:
+    def __init__(self, target_port: int, delay: float = 0.0,
+                 drop_responses: dict[str, int] | None = None) -> None:
         self.target_port = target_port
         self.delay = delay
+        self.drop_responses = dict(drop_responses or {})  # "METHOD /path" -> how many
         self.port = free_port()
         self._requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -111,22 +117,33 @@ class CountingProxy:
         with self._lock:
             self._requests.clear()
 
-    def _record(self, requests: list[tuple[str, str]]) -> None:
+    def _record(self, requests: list[tuple[str, str]]) -> bool:
+        """Count ``requests``; True when one of them is to have its answer dropped."""
+        drop = False
         if requests:
             with self._lock:
                 self._requests.extend(requests)
+                for method, path in requests:
+                    key = f"{method} {path}"
+                    if self.drop_responses.get(key, 0) > 0:
+                        self.drop_responses[key] -= 1
+                        drop = True
+        return drop
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       parser: _RequestParser | None) -> None:
+                       parser: _RequestParser | None, cut: dict[str, bool]) -> None:
             try:
                 while data := await reader.read(65536):
                     if parser is not None:
-                        self._record(parser.feed(data))
+                        if self._record(parser.feed(data)):
+                            cut["drop"] = True
                         if self.delay:
                             await asyncio.sleep(self.delay)
+                    elif cut["drop"]:  # the server answered a request to drop: cut both ways
+                        return
                     writer.write(data)
                     await writer.drain()
             except (ConnectionError, asyncio.CancelledError):
@@ -140,8 +157,9 @@ class CountingProxy:
             except OSError:
                 client_w.close()
                 return
-            await asyncio.gather(pipe(client_r, server_w, _RequestParser()),
-                                 pipe(server_r, client_w, None))
+            cut = {"drop": False}
+            await asyncio.gather(pipe(client_r, server_w, _RequestParser(), cut),
+                                 pipe(server_r, client_w, None, cut))
 
         async def main() -> None:
             self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
