@@ -243,7 +243,8 @@ class MlflowSink(Sink):
         try:
             from configurable_agents.observability.sinks.mlflow.trace_shipping import ship_trace
 
-            ship_trace(self.writer, facts, plan, experiment_id, run_id, self._trace_batch_failed)
+            ship_trace(self.writer, facts, plan, experiment_id, run_id, self._trace_batch_failed,
+                       batched=self.config.async_logging)
         except Exception as exc:
             self.diagnostics.internal_error("export:trace", exc)
             with contextlib.suppress(Exception):  # never point at a trace that is not there

@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 
 
 def ship_trace(writer: MlflowWriter, facts: WorkflowFacts, plan: RunPlan, experiment_id: str,
-               run_id: str, on_failed: BatchFailed) -> str | None:
+               run_id: str, on_failed: BatchFailed, *, batched: bool) -> str | None:
     """Write the workflow's trace info now; its spans join the batch (context: for a spool)."""
     on_trace_batch_failed(writer, on_failed)
     return export_trace(writer, facts.record, plan, experiment_id, run_id, facts.options,
-                        context=(facts, plan, run_id))
+                        context=(facts, plan, run_id), batched=batched)
 
 
 def send_traces(writer: MlflowWriter, diagnostics: Diagnostics, timeout: float | None) -> bool:

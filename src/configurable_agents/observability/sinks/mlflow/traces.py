@@ -81,7 +81,7 @@ def langchain_autolog_traces_enabled() -> bool:
 
 
 TRACE_BATCH_SIZE = 32  # workflows whose spans share one log_spans request
-TRACE_BATCH_MAX_WAIT_S = 1.0  # the oldest trace's spans wait at most this long
+TRACE_BATCH_MAX_WAIT_S = 5.0  # as MLflow's own async trace logging (and OTel's batch processor)
 BATCH_RETRY_DELAY_S = 0.5
 
 
@@ -249,11 +249,14 @@ def export_trace(
     run_id: str,
     options: AssembleOptions,
     context: Any = None,
+    *,
+    batched: bool = True,
 ) -> str | None:
     """The exporter's hook: write ``workflow``'s trace linked to ``run_id``; its id, or None.
 
     The spans go out in a batch with other workflows' (:meth:`TraceWriter.write_batched`);
     ``context`` comes back to the batch-failure handler if that batch cannot be sent.
+    Without ``batched`` (synchronous mode: written when the call returns) the spans go at once.
     Skipped (and the run tagged ``configurable_agents.trace_skipped``) when MLflow's
     LangChain autolog is tracing the same calls, so the UI never shows two traces.
     """
@@ -272,7 +275,8 @@ def export_trace(
         run_id=run_id,
         options=TraceOptions.from_assemble(options),
     )
-    trace_id = trace_writer.write_batched(trace, context)
+    trace_id = (trace_writer.write_batched(trace, context) if batched
+                else trace_writer.write(trace))
     if missing:
         writer.update_tags(run_id, missing)
     return trace_id
