@@ -15,6 +15,7 @@ client sees a failure for a write that landed and retries it (the exactly-once t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,8 +159,9 @@ class CountingProxy:
                 client_w.close()
                 return
             cut = {"drop": False}
-            await asyncio.gather(pipe(client_r, server_w, _RequestParser(), cut),
-                                 pipe(server_r, client_w, None, cut))
+            with contextlib.suppress(asyncio.CancelledError):  # shutdown with connections open
+                await asyncio.gather(pipe(client_r, server_w, _RequestParser(), cut),
+                                     pipe(server_r, client_w, None, cut))
 
         async def main() -> None:
             self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
