@@ -143,3 +143,18 @@ def test_a_span_batch_that_fails_twice_is_spooled_and_written_once(mlflow_server
     client = MlflowClient(mlflow_server.url)
     assert_exactly_once(client, experiment, range(3))
     _assert_traces_match_runs(client, experiment, 3)
+
+
+def test_the_wire_counter_frames_keep_alive_and_chunked_requests():
+    """The proxy's parser: bodies never read as requests, however the bytes are split."""
+    from tests.counting_proxy import _RequestParser
+
+    stream = (b"POST /a HTTP/1.1\r\nContent-Length: 20\r\n\r\nGET /not-a-request\r\n"
+              b"PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nPOST \r\n0\r\n\r\n"
+              b"GET /c?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    for size in (1, 7, len(stream)):
+        parser, seen = _RequestParser(), []
+        for start in range(0, len(stream), size):
+            seen += parser.feed(stream[start:start + size])
+        assert seen == [("POST", "/a"), ("PUT", "/b"), ("GET", "/c")]
