@@ -1,7 +1,7 @@
 """WorkflowFacts from real records (real LangChain messages and results), for the otel sink tests.
 
-Builds what the pipeline builds: a WorkflowRecord tree with real start/end times, planned
-by the real Assembler with the real PriceBook.
+Builds what the pipeline builds: a WorkflowRecord tree with real start/end times, built
+by the real build_facts with the real PriceBook.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from configurable_agents.observability.capture.records import (
     ToolCallRecord,
     WorkflowRecord,
 )
-from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler
+from configurable_agents.observability.facts.build import FactOptions, build_facts
 from configurable_agents.observability.facts.cost_estimator import PriceBook
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.testing import usage
 
 T0 = 1_700_000_000_000_000_000
@@ -72,6 +72,4 @@ def two_node_record(thread_id: str = "thread-7") -> WorkflowRecord:
 
 
 def facts_for(record: WorkflowRecord, redact: Callable[[str], str] | None = None) -> WorkflowFacts:
-    options = AssembleOptions(redact=redact)
-    plan = Assembler(PriceBook()).plan(record, options)
-    return WorkflowFacts(record=record, plan=plan, options=options, experiment="otel-tests")
+    return build_facts(record, FactOptions(redact=redact), PriceBook())

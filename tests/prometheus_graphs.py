@@ -21,7 +21,7 @@ from configurable_agents.config.prometheus_config import PrometheusConfig
 from configurable_agents.config.schema import ObservabilityConfig
 from configurable_agents.names import Metric
 from configurable_agents.observability import MLflowCallbackHandler
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.base import Sink
 from tests.fakes import UsageChatModel, repeating, usage
 
@@ -107,11 +107,12 @@ class FactsRecorder(Sink):
 
     def totals(self, workflow_prefix: str) -> dict[str, float]:
         with self._lock:
-            chosen = [f for f in self.facts if f.workflow_name.startswith(workflow_prefix)]
+            chosen = [f for f in self.facts if f.name.startswith(workflow_prefix)]
         return {
-            name: sum(f.plan.metrics[name] for f in chosen)
-            for name in (Metric.TOTAL_INPUT_TOKENS, Metric.TOTAL_OUTPUT_TOKENS,
-                         Metric.TOTAL_COST_USD, Metric.RETRY_COUNT)
+            Metric.TOTAL_INPUT_TOKENS: sum(f.totals.usage.input for f in chosen),
+            Metric.TOTAL_OUTPUT_TOKENS: sum(f.totals.usage.output for f in chosen),
+            Metric.TOTAL_COST_USD: sum(f.totals.cost_usd for f in chosen),
+            Metric.RETRY_COUNT: sum(f.totals.retries for f in chosen),
         }
 
 

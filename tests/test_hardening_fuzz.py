@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configurable_agents.observability.capture.records import WorkflowRecord
-from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler
-from configurable_agents.observability.facts.plan import mlflow_key, safe_artifact_name
+from configurable_agents.observability.facts.build import FactOptions, build_facts
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
+from configurable_agents.observability.sinks.mlflow.keys import mlflow_key, safe_artifact_name
+from configurable_agents.observability.sinks.mlflow.plan import PlanOptions, plan_for
 from configurable_agents.observability.sinks.spool import BadSpoolFile, Spool, SpooledWorkflow
 
 json_values = st.recursive(
@@ -113,8 +114,9 @@ def test_metadata_never_makes_an_unsafe_run_plan(
     workflow = WorkflowRecord(run_id=uuid.uuid4(), start_ns=1, name="wf", version=None,
                               kind="graph", metadata=metadata, tags=[])
     workflow.end_ns = 2
-    options = AssembleOptions(run_name_template="{user_id}-{workflow_name}-{nope}")
-    plan = clean_plan(Assembler(price_book=None).plan(workflow, options))
+    options = FactOptions(run_name_template="{user_id}-{workflow_name}-{nope}")
+    facts = build_facts(workflow, options, price_book=None)
+    plan = clean_plan(plan_for(facts, PlanOptions()))
     for run in plan.walk():
         for key in (*run.params, *run.metrics, *run.tags):
             assert_mlflow_safe(key)

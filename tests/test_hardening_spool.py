@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from configurable_agents.cli import app as cli_app
 from configurable_agents.names import Kind, Tag
-from configurable_agents.observability.facts.plan import RunPlan
 from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.observability.sinks.spool import Spool, SpoolFullError
 from tests.fakes import repeating
 from tests.test_handler_shapes import make_handler, runs_of

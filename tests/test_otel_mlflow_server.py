@@ -67,5 +67,5 @@ def test_spans_arrive_as_one_mlflow_trace_with_the_same_tree_and_tokens(
         assert got["output_tokens"] == want.output
     # MLflow's trace-level total equals the parent run's ADR metrics.
     trace_usage = traces[0].info.token_usage
-    assert trace_usage["input_tokens"] == facts.plan.metrics["total_input_tokens"] == 300
-    assert trace_usage["output_tokens"] == facts.plan.metrics["total_output_tokens"] == 100
+    assert trace_usage["input_tokens"] == facts.totals.usage.input == 300
+    assert trace_usage["output_tokens"] == facts.totals.usage.output == 100

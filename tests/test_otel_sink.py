@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from configurable_agents.config.otel_config import OTelConfig
 from configurable_agents.config.schema import ObservabilityConfig
+from configurable_agents.observability.facts.model import WorkflowStart
 from configurable_agents.observability.sinks.otel import OTelSink
 from configurable_agents.observability.sinks.otel.sink import http_traces_url, service_resource
 from tests.otel_facts import MS, T0, facts_for, two_node_record
@@ -78,17 +79,16 @@ def test_spans_mirror_the_workflow_tree_with_real_times(protocol: str) -> None:
     assert "gen_ai.input.messages" not in a  # content is opt-in
 
     # The same numbers as the MLflow runs: ADR names beside the conventions.
-    plan_metrics = facts.plan.metrics
     r = root.attributes
     assert r["gen_ai.operation.name"] == "invoke_workflow"
     assert r["gen_ai.workflow.name"] == "planner"
-    assert r["configurable_agents.total_input_tokens"] == plan_metrics["total_input_tokens"] == 300
+    assert r["configurable_agents.total_input_tokens"] == facts.totals.usage.input == 300
     assert r["configurable_agents.total_output_tokens"] == 100
     assert r["configurable_agents.total_cost_usd"] == pytest.approx(
         a["configurable_agents.cost_usd"] + second.attributes["configurable_agents.cost_usd"]
     )
     assert r["configurable_agents.user_id"] == "u1"
-    assert r["configurable_agents.langchain_run_id"] == str(facts.record.run_id)
+    assert r["configurable_agents.langchain_run_id"] == facts.langchain_run_id
     assert act.attributes["gen_ai.agent.name"] == "act"
     assert act.attributes["configurable_agents.input_tokens"] == 200
     assert sink.span_stats() == {"emitted": 7, "delivered": 7, "failed": 0, "lost": 0}
@@ -127,7 +127,8 @@ def test_invocation_span_joins_the_app_span_captured_at_start() -> None:
     with HttpReceiver() as receiver:
         sink = OTelSink(OTelConfig(enabled=True, endpoint=receiver.endpoint))
         with app_tracer.start_as_current_span("GET /ask") as app_span:
-            sink.on_start(record, facts_for(record).options)
+            sink.on_start(WorkflowStart(record.run_id, record.start_ns, record.sink_state,
+                                        lambda: facts_for(record)))
         assert not isinstance(trace.get_current_span(), type(app_span))
         sink.export(facts_for(record))
         sink.close(10)

@@ -189,7 +189,7 @@ def test_a_rollup_written_twice_counts_once(mlflow_store, experiment_name, tmp_p
     (rollup,) = client.search_runs([experiment_id],
                                    filter_string=f"tags.`{Tag.KIND}` = '{Kind.ROLLUP}'")
     before = cost_report(tracking_uri=mlflow_store, experiments=[experiment_name]).totals
-    from configurable_agents.observability.facts.plan import RunPlan
+    from configurable_agents.observability.sinks.run_plan import RunPlan
 
     data = rollup.data
     replayed = RunPlan(run_name=rollup.info.run_name, start_ms=rollup.info.start_time,

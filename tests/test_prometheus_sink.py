@@ -22,15 +22,14 @@ from pydantic import ValidationError
 
 from configurable_agents.config.prometheus_config import PrometheusConfig
 from configurable_agents.config.schema import ObservabilityConfig
-from configurable_agents.names import Metric
 from configurable_agents.observability.capture.records import (
     LLMCallRecord,
     NodeRecord,
     WorkflowRecord,
 )
-from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler
+from configurable_agents.observability.facts.build import FactOptions, build_facts
 from configurable_agents.observability.facts.cost_estimator import PriceBook
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.base import SinkStats
 from configurable_agents.observability.sinks.prometheus import (
     PrometheusMetrics,
@@ -88,9 +87,7 @@ def make_facts(
         error=RuntimeError("boom") if status == "FAILED" else None,
         nodes=[plan_node, answer], direct=direct,
     )
-    options = AssembleOptions()
-    plan = Assembler(PriceBook()).plan(record, options)
-    return WorkflowFacts(record=record, plan=plan, options=options, experiment="exp")
+    return build_facts(record, FactOptions(), PriceBook())
 
 
 @pytest.fixture
@@ -125,15 +122,15 @@ def test_tokens_cost_runs_and_durations_match_the_facts(metrics: PrometheusMetri
         value(metrics, tokens, **model, gen_ai_token_type="input", node=node)
         for node in ("plan", "answer", "")
     )
-    assert total_in == 2 * facts.plan.metrics[Metric.TOTAL_INPUT_TOKENS] == 820
+    assert total_in == 2 * facts.totals.usage.input == 820
 
     cost = sum(
         value(metrics, "configurable_agents_cost_usd_total", workflow="qa", workflow_version="1",
               node=node, gen_ai_request_model="gemini-2.5-flash", team="search")
         for node in ("plan", "answer", "")
     )
-    assert facts.plan.metrics[Metric.TOTAL_COST_USD] > 0
-    assert cost == pytest.approx(2 * facts.plan.metrics[Metric.TOTAL_COST_USD], rel=1e-9)
+    assert facts.totals.cost_usd > 0
+    assert cost == pytest.approx(2 * facts.totals.cost_usd, rel=1e-9)
 
     runs = "configurable_agents_workflow_runs_total"
     assert value(metrics, runs, workflow="qa", workflow_version="1", status="FINISHED",

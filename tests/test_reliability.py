@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from configurable_agents.cli import app as cli_app
 from configurable_agents.config import MLFlowConfig
 from configurable_agents.observability import MLflowCallbackHandler
-from configurable_agents.observability.facts.assemble import RunPlan
 from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
+from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.observability.sinks.spool import Spool
 from tests.fakes import repeating
 from tests.servers import LatencyProxy, MlflowServer, PostgresCluster

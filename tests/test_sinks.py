@@ -20,7 +20,7 @@ from configurable_agents.config.schema import (
     ObservabilityConfig,
 )
 from configurable_agents.observability import MLflowCallbackHandler
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.base import Sink
 from tests.fakes import repeating
 from tests.test_handler_shapes import article_writer, runs_of
@@ -45,17 +45,16 @@ def test_jsonl_sink_alone_writes_one_line_of_facts_per_workflow(tmp_path: Path) 
     assert len(lines) == 3 and all(r["article"] for r in results)
     first = lines[0]
     assert first["workflow_name"] == "article_writer" and first["workflow_version"] == "1.0.0"
-    assert first["status"] == "FINISHED" and first["experiment"] == "configurable_agents"
-    run = first["run"]
-    metrics = run["metrics"]
-    assert metrics["total_input_tokens"] == 240 and metrics["total_output_tokens"] == 80
-    assert run["metrics"]["node_count"] == 2
-    assert [c["name"] for c in run["children"]] == ["node_research", "node_write"]
-    research = run["children"][0]
+    assert first["status"] == "FINISHED"
+    totals = first["totals"]
+    assert totals["input_tokens"] == 240 and totals["output_tokens"] == 80
+    assert totals["node_count"] == 2
+    assert [n["node_id"] for n in first["nodes"]] == ["research", "write"]
+    research = first["nodes"][0]
     call = research["calls"][0]
     assert call["input_tokens"] == 120 and call["output_tokens"] == 40
-    assert run["calls"] == []  # every call was made inside a node
-    assert "artifacts" not in run  # prompts stay out of the file unless asked for
+    assert first["calls"] == []  # every call was made inside a node
+    assert "prompt" not in call and "inputs" not in first  # prompts stay out unless asked
     stats = handler.stats()
     assert stats.sinks["jsonl"].exported == 3 and stats.exported == 0  # no MLflow sink
     handler.close()
@@ -82,10 +81,12 @@ def test_jsonl_and_mlflow_see_the_same_numbers(tmp_path, mlflow_store, experimen
     assert len(parents) == 1
     parent = parents[0]
     assert line["langchain_run_id"] == parent.data.tags["langchain_run_id"]
-    for name in ("total_input_tokens", "total_output_tokens", "total_cost_usd", "node_count"):
-        assert line["run"]["metrics"][name] == parent.data.metrics[name], name
-    assert line["run"]["tags"]["team"] == "ocean" == parent.data.tags["team"]
-    assert "prompt.txt" in line["run"]["children"][0]["artifacts"]
+    for name, metric in (("input_tokens", "total_input_tokens"),
+                         ("output_tokens", "total_output_tokens"),
+                         ("cost_usd", "total_cost_usd"), ("node_count", "node_count")):
+        assert line["totals"][name] == parent.data.metrics[metric], name
+    assert line["attribution"]["team"] == "ocean" == parent.data.tags["team"]
+    assert line["nodes"][0]["calls"][0]["prompt"]
     handler.close()
 
 

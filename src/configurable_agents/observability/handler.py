@@ -30,7 +30,7 @@ from configurable_agents.config.schema import (
 from configurable_agents.observability.capture.recorder import CallbackRecorder
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
-from configurable_agents.observability.facts.assemble import AssembleOptions
+from configurable_agents.observability.facts.build import FactOptions
 from configurable_agents.observability.facts.builder import FactsBuilder
 from configurable_agents.observability.pipeline import Pipeline
 from configurable_agents.observability.sinks.base import Sink, SinkStats
@@ -85,11 +85,11 @@ class MLflowCallbackHandler(CallbackRecorder):
         self.params = dict(params or {})
         self.static_tags = {**self.config.tags, **(tags or {})}
         self._diagnostics = Diagnostics(scrub=self._scrub)
-        self._assemble_options: AssembleOptions | None = None
+        self._fact_options: FactOptions | None = None
         all_sinks = [*build_sinks(self.observability, self.config), *sinks]
         builder = FactsBuilder(
-            self.config,
-            self._diagnostics,
+            redact_pii=self.config.redact_pii,
+            redaction=self.config.redaction,
             pricing=pricing if pricing is not None else self.config.pricing,
             redactor=redactor,
         )
@@ -122,21 +122,18 @@ class MLflowCallbackHandler(CallbackRecorder):
 
     # ---- recorder hooks (caller thread) -------------------------------------------------------
 
-    def _options(self) -> AssembleOptions:
+    def _options(self) -> FactOptions:
         """Built once: it refers to ``params`` and ``static_tags``, so later edits still count."""
-        if self._assemble_options is not None:
-            return self._assemble_options
+        if self._fact_options is not None:
+            return self._fact_options
         config = self.config
-        self._assemble_options = AssembleOptions(
+        self._fact_options = FactOptions(
             workflow_params=self.params,
             static_tags=self.static_tags,
             tag_metadata_keys=tuple(config.tag_metadata_keys),
-            log_artifacts=config.log_artifacts,
-            max_param_chars=config.max_param_chars,
-            max_artifact_chars=config.max_artifact_bytes,
             run_name_template=config.run_name,
         )
-        return self._assemble_options
+        return self._fact_options
 
     def _workflow_started(self, workflow: WorkflowRecord) -> None:
         self._pipeline.workflow_started(workflow, self._options())

@@ -19,14 +19,15 @@ import queue
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from configurable_agents.config.schema import MLFlowConfig
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
-from configurable_agents.observability.facts.assemble import AssembleOptions
+from configurable_agents.observability.facts.build import FactOptions, build_start_facts
 from configurable_agents.observability.facts.builder import FactsBuilder
+from configurable_agents.observability.facts.model import WorkflowStart
 from configurable_agents.observability.sampling import Sampler
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.worker import SinkWorker
@@ -37,7 +38,7 @@ _STOP = object()
 @dataclass(slots=True)
 class _Finished:
     workflow: WorkflowRecord
-    options: AssembleOptions
+    options: FactOptions
 
 
 class Pipeline:
@@ -63,7 +64,6 @@ class Pipeline:
         for sink in self.sinks:
             sink.bind_diagnostics(diagnostics)
             sink.bind_health(self.sink_stats)
-            sink.prepare_options = builder.start_options
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self._overflow: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -83,20 +83,26 @@ class Pipeline:
 
     # ---- caller side --------------------------------------------------------------------------
 
-    def workflow_started(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
-        if self._closed:
+    def workflow_started(self, workflow: WorkflowRecord, options: FactOptions) -> None:
+        if self._closed or not self.workers:
             return
+        builder = self.builder
+
+        def describe() -> Any:
+            return build_start_facts(workflow, builder.prepare(options))
+
+        start = WorkflowStart(workflow.run_id, workflow.start_ns, workflow.sink_state, describe)
         for worker in self.workers:
             worker.ensure_started()  # idle ticks must run while the workflow does
             try:
-                worker.sink.on_start(workflow, options)
+                worker.sink.on_start(start)
             except Exception as exc:
                 self.diagnostics.internal_error(f"{worker.sink.name}:start", exc)
 
-    def workflow_finished(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+    def workflow_finished(self, workflow: WorkflowRecord, options: FactOptions) -> None:
         item = _Finished(workflow, options)
         for sink in self.sinks:
-            sink.on_finish(workflow)
+            sink.on_finish(workflow.run_id)
         with self._cond:
             self._submitted += 1
         if not self.settings.async_logging or self._closed:
@@ -149,11 +155,8 @@ class Pipeline:
     def _process(self, item: _Finished, spill_reason: str | None = None) -> None:
         try:
             facts = self.builder.build(item.workflow, item.options)
-            if facts is None:
-                with self._cond:
-                    self._dropped += 1
-                return
-            facts.sampled_out = not self.sampler.keep(facts)
+            if not self.sampler.keep(facts):
+                facts = replace(facts, sampled_out=True)
             for worker in self.workers:
                 if spill_reason is None:
                     worker.submit(facts)

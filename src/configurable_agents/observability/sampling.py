@@ -18,8 +18,8 @@ import hashlib
 from dataclasses import dataclass
 
 from configurable_agents.config.schema import MLFlowConfig
-from configurable_agents.names import Metric, Status
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.names import Status
+from configurable_agents.observability.facts.model import WorkflowFacts
 
 # Workflows that are always written in full, whatever the sample rate.
 ALWAYS_KEPT_STATUSES = frozenset({Status.FAILED, Status.KILLED, Status.INTERRUPTED})
@@ -48,12 +48,12 @@ class Sampler:
         """Write this workflow in full? Tail rules first, then the run id's hash."""
         if not self.samples:
             return True
-        if facts.status in ALWAYS_KEPT_STATUSES or facts.plan.status != Status.FINISHED:
+        if facts.status in ALWAYS_KEPT_STATUSES:
             return True
-        metrics = facts.plan.metrics
-        if self.keep_retried and metrics.get(Metric.RETRY_COUNT, 0) > 0:
+        # Computed numbers only: caller metadata (ca_metrics) can never keep a workflow.
+        if self.keep_retried and facts.totals.retries > 0:
             return True
-        cost = metrics.get(Metric.TOTAL_COST_USD, 0.0)
+        cost = facts.totals.cost_usd
         if self.keep_cost_usd is not None and cost >= self.keep_cost_usd:
             return True
         return head_sample(facts.langchain_run_id) < self.rate

@@ -124,6 +124,11 @@ def _message_dict(value: Any) -> dict[str, Any] | None:
     return out
 
 
+def dump_json(value: Any) -> str:
+    """An already JSON-able tree (facts content) as indented text."""
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
 def to_json_text(value: Any) -> str:
     return json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from configurable_agents.observability.diagnostics import Diagnostics
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.capture.records import WorkflowRecord
-    from configurable_agents.observability.facts.assemble import AssembleOptions
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from uuid import UUID
+
+    from configurable_agents.observability.facts.model import WorkflowFacts, WorkflowStart
 
 
 @dataclass(slots=True)
@@ -83,18 +83,15 @@ class Sink(ABC):
         self.diagnostics = Diagnostics()
         self._health: Callable[[], Mapping[str, SinkStats]] | None = None
         self._wake: Callable[[], None] | None = None
-        #: Readies options for use before any facts exist (sets the redactor): bound by the
-        #: pipeline; a sink writing at workflow start (MLflow's early run) calls it first.
-        self.prepare_options: Callable[[AssembleOptions], AssembleOptions] = lambda o: o
 
     @abstractmethod
     def export(self, facts: WorkflowFacts) -> None:
         """Write one finished workflow. Raising counts it as failed (and logs once)."""
 
-    def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:  # noqa: B027
+    def on_start(self, start: WorkflowStart) -> None:  # noqa: B027
         """A root invocation began (caller thread): for sinks that show running workflows."""
 
-    def on_finish(self, workflow: WorkflowRecord) -> None:  # noqa: B027
+    def on_finish(self, run_id: UUID) -> None:  # noqa: B027
         """A root invocation ended (caller thread, O(1)); its facts follow via :meth:`export`."""
 
     def spill(self, facts: WorkflowFacts, reason: str) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from configurable_agents.observability.facts.plan import RunPlan
+from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.observability.sinks.spool_schema import (
     SPOOL_VERSION,
     SpoolFormatError,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from configurable_agents.observability.facts.plan import RunPlan
+from configurable_agents.observability.sinks.run_plan import RunPlan
 
 SPOOL_VERSION = 1
 MAX_PLAN_DEPTH = 64  # nested node runs; real graphs are a few levels deep

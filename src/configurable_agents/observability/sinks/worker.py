@@ -20,7 +20,7 @@ from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
 
 TICK_S = 0.5
 _STOP = object()

@@ -1,11 +1,11 @@
 """Clean a RunPlan to what MLflow accepts, just before it is written (live, retry or replay).
 
 One workflow MLflow refuses must never look like "MLflow is down": so keys are
-mapped to MLflow's rules (:func:`~..facts.plan.mlflow_key`), values are cut to
+mapped to MLflow's rules (:func:`~.keys.mlflow_key`), values are cut to
 MLflow's limits and made encodable, ``mlflow.``-prefixed tags are refused unless
 listed in :data:`ALLOWED_MLFLOW_TAGS` (they are MLflow's own controls: a forged
 ``mlflow.parentRunId`` would attach runs anywhere), and artifact names become
-safe relative names (:func:`~..facts.plan.safe_artifact_name`) or are dropped.
+safe relative names (:func:`~.keys.safe_artifact_name`) or are dropped.
 The mapping is documented in docs/OBSERVABILITY.md ("Names MLflow accepts").
 """
 
@@ -15,16 +15,16 @@ import logging
 import threading
 from dataclasses import replace
 
-from configurable_agents.observability.facts.plan import (
-    RunPlan,
+from configurable_agents.observability.sinks.mlflow.keys import (
+    MAX_TAG_VALUE,
     mlflow_key,
     safe_artifact_name,
 )
+from configurable_agents.observability.sinks.run_plan import RunPlan
 
 logger = logging.getLogger("configurable_agents.observability")
 
 MAX_PARAM_VALUE = 6000  # MLflow's limits
-MAX_TAG_VALUE = 8000
 MAX_RUN_NAME = 250
 MLFLOW_PREFIX = "mlflow."
 #: ``mlflow.``-prefixed tags a plan may carry (the run's description in the UI).

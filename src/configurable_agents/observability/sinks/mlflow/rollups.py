@@ -32,10 +32,11 @@ from configurable_agents.names import (
     Status,
     Tag,
 )
-from configurable_agents.observability.facts.plan import RunPlan, sanitize_key
+from configurable_agents.observability.sinks.mlflow.keys import mlflow_key
+from configurable_agents.observability.sinks.mlflow.plan import RunPlan
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
 GRACE_S = 5.0
@@ -98,11 +99,10 @@ class RollupAccumulator:
         with self._lock:
             return len(self._buckets)
 
-    def add(self, facts: WorkflowFacts) -> None:
-        """Fold one sampled-out workflow into its bucket (no I/O)."""
-        plan = facts.plan
+    def add(self, facts: WorkflowFacts, experiment: str, plan: RunPlan) -> None:
+        """Fold one sampled-out workflow (its run plan) into its bucket (no I/O)."""
         start = plan.start_ms - plan.start_ms % self.bucket_ms
-        key = (facts.experiment, facts.workflow_name, facts.workflow_version or "", start)
+        key = (experiment, facts.name, facts.version or "", start)
         nodes = _node_sums(plan)
         models = _model_sums(facts)
         with self._lock:
@@ -140,20 +140,20 @@ class RollupAccumulator:
             **{name: value for name, value in bucket.sums.items()},
         }
         for status, count in bucket.statuses.items():
-            metrics[sanitize_key(f"{Metric.ROLLUP_STATUS_PREFIX}{status}")] = count
+            metrics[mlflow_key(f"{Metric.ROLLUP_STATUS_PREFIX}{status}")] = count
         params = {Param.WORKFLOW_NAME: workflow}
         if version:
             params[Param.WORKFLOW_VERSION] = version
         for node_id, sums in bucket.nodes.items():
             safe = _segment(node_id)
             for measure, value in sums.amounts.items():
-                metrics[sanitize_key(f"{Metric.ROLLUP_NODE_PREFIX}{safe}/{measure}")] = value
+                metrics[mlflow_key(f"{Metric.ROLLUP_NODE_PREFIX}{safe}/{measure}")] = value
             if len(sums.models) == 1:
-                params[sanitize_key(f"{ROLLUP_NODE_MODEL_PARAM}{safe}")] = next(iter(sums.models))
+                params[mlflow_key(f"{ROLLUP_NODE_MODEL_PARAM}{safe}")] = next(iter(sums.models))
         for model, amounts in bucket.models.items():
             safe = _segment(model)
             for measure, value in amounts.items():
-                metrics[sanitize_key(f"{Metric.ROLLUP_MODEL_PREFIX}{safe}/{measure}")] = value
+                metrics[mlflow_key(f"{Metric.ROLLUP_MODEL_PREFIX}{safe}/{measure}")] = value
         tags = {
             Tag.KIND: Kind.ROLLUP,
             Tag.ROLLUP_ID: uuid.uuid4().hex,
@@ -165,7 +165,7 @@ class RollupAccumulator:
             tags[Tag.WORKFLOW_VERSION] = version
         end = max(start + self.bucket_ms, bucket.last_end_ms)
         return RunPlan(
-            run_name=sanitize_key(f"{ROLLUP_RUN_PREFIX}{workflow}_{stamp}"),
+            run_name=mlflow_key(f"{ROLLUP_RUN_PREFIX}{workflow}_{stamp}"),
             start_ms=start, end_ms=end, status=Status.FINISHED,
             params=params, metrics=metrics, tags=tags,
         )
@@ -220,7 +220,7 @@ def _node_sums(plan: RunPlan) -> dict[str, _NodeSums]:
 
 def _model_sums(facts: WorkflowFacts) -> dict[str, Counter[str]]:
     out: dict[str, Counter[str]] = {}
-    for _plan, call in facts.model_calls():
+    for _node, call in facts.model_calls():
         amounts = out.setdefault(call.model or "unknown", Counter())
         amounts[RollupMeasure.RUNS] += 1
         amounts[RollupMeasure.INPUT_TOKENS] += call.usage.input

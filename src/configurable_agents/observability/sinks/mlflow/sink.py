@@ -24,19 +24,22 @@ one costs only a dict entry. System metrics need the run at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from configurable_agents.config.schema import MLFlowConfig
 from configurable_agents.names import Tag
-from configurable_agents.observability.capture.records import WorkflowRecord
-from configurable_agents.observability.facts.assemble import AssembleOptions, Assembler, RunPlan
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
+from configurable_agents.observability.sinks.mlflow.experiments import experiment_for
+from configurable_agents.observability.sinks.mlflow.plan import (
+    PlanOptions,
+    RunPlan,
+    plan_for,
+    start_plan,
+)
 from configurable_agents.observability.sinks.mlflow.rejection import is_rejection
 from configurable_agents.observability.sinks.mlflow.replay import ReplayResult, replay_spool
 from configurable_agents.observability.sinks.mlflow.rollups import (
@@ -53,7 +56,9 @@ from configurable_agents.observability.sinks.spool import (
 )
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from uuid import UUID
+
+    from configurable_agents.observability.facts.model import WorkflowFacts, WorkflowStart
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
 logger = logging.getLogger("configurable_agents.observability")
@@ -89,8 +94,11 @@ class MlflowSink(Sink):
         self._drain_lock = threading.Lock()
         self._spool_maybe_nonempty = True  # a previous process may have left some
         self._last_drain_check = 0.0
-        # Workflows still running, for the early parent run: run id -> (record, options, since).
-        self._running: dict[Any, tuple[WorkflowRecord, AssembleOptions, float]] = {}
+        self.plan_options = PlanOptions.from_config(config)
+        # Workflows still running, for the early parent run: run id -> (start notice, since).
+        self._running: dict[Any, tuple[WorkflowStart, float]] = {}
+        # Early parent runs already created: LangChain run id -> (experiment id, run id).
+        self._early: dict[Any, tuple[str, str]] = {}
         self._run_ids: dict[str, str] = {}
         self.last_run_id: str | None = None
         self._system_metrics = SystemMetrics(self.diagnostics)
@@ -115,87 +123,85 @@ class MlflowSink(Sink):
 
     # ---- workflow start (caller thread: O(1)) --------------------------------------------------
 
-    def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+    def on_start(self, start: WorkflowStart) -> None:
         if self.config.log_system_metrics:
             if not self.config.async_logging:
-                self._start_run(workflow, options)  # sync mode accepts I/O on the caller
+                self._start_run(start)  # sync mode accepts I/O on the caller
                 return
-            self._running[workflow.run_id] = (workflow, options, float("-inf"))
+            self._running[start.run_id] = (start, float("-inf"))
             self.wake()
         elif self.config.async_logging:
-            self._running[workflow.run_id] = (workflow, options, time.monotonic())
+            self._running[start.run_id] = (start, time.monotonic())
 
-    def on_finish(self, workflow: WorkflowRecord) -> None:
-        self._running.pop(workflow.run_id, None)
+    def on_finish(self, run_id: UUID) -> None:
+        self._running.pop(run_id, None)
 
     def tick(self) -> None:
         if self._running:
             now = time.monotonic()
-            for run_id, (workflow, options, since) in self._running.copy().items():
+            for run_id, (start, since) in self._running.copy().items():
                 if now - since >= EARLY_RUN_AFTER_S and self._running.pop(run_id, None):
-                    self._start_run(workflow, options)
+                    self._start_run(start)
         self._write_rollups(everything=False)
         self._send_traces(timeout=None)
         self._maybe_drain()
 
-    def _start_run(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+    def _start_run(self, start: WorkflowStart) -> None:
         if not self.breaker.up:
             return
         try:
-            from configurable_agents.observability.privacy.tenancy import (
-                TenantError,
-                resolve_experiment_name,
-            )
-
-            try:
-                experiment = resolve_experiment_name(self.config.experiment_name,
-                                                     workflow.metadata)
-            except TenantError:
+            facts = start.describe()
+            experiment = experiment_for(self.config, facts, None)
+            if experiment is None:
                 return  # the finished workflow decides (quarantine or not logged)
             experiment_id = self.writer.experiment_id(experiment)
-            options = self.prepare_options(options)
-            plan = Assembler.start_plan(workflow, options)
-            if options.redact is not None:
-                plan.tags = {k: options.redact(v) for k, v in plan.tags.items()}
-                plan.run_name = options.redact(plan.run_name)
-            workflow.experiment_id = experiment_id
-            workflow.mlflow_run_id = self.writer.create_run(experiment_id, plan)
+            run_id = self.writer.create_run(experiment_id, start_plan(facts))
+            self._early[start.run_id] = (experiment_id, run_id)
             if self.config.log_system_metrics:
-                self._system_metrics.start(workflow, self.writer.tracking_uri)
+                self._system_metrics.start(str(start.run_id), run_id, self.writer.tracking_uri)
         except Exception as exc:
             self.diagnostics.internal_error("export:start", exc)
+
+    def _encode(self, facts: WorkflowFacts) -> tuple[str, RunPlan] | None:
+        """The experiment and run plan of ``facts``; None when its tenant is refused."""
+        experiment = experiment_for(self.config, facts, self.diagnostics)
+        if experiment is None:
+            self.counters.add("dropped")
+            return None
+        return experiment, plan_for(facts, self.plan_options)
 
     # ---- export (worker thread) ---------------------------------------------------------------
 
     def export(self, facts: WorkflowFacts) -> None:
-        workflow = facts.record
-        self._system_metrics.stop(workflow)
+        self._system_metrics.stop(facts.langchain_run_id)
+        encoded = self._encode(facts)
+        if encoded is None:
+            return
+        experiment, plan = encoded
         if facts.sampled_out:
-            self.rollups.add(facts)  # written per bucket by tick/flush
+            self.rollups.add(facts, experiment, plan)  # written per bucket by tick/flush
             return
         if not self.breaker.up and not (self.breaker.probe_due() and self._probe()):
-            self._spool(facts, reason="MLflow unreachable")
+            self._spool(facts, reason="MLflow unreachable", encoded=encoded)
             return
-        # The trace tags go with the runs (one backend call less); a copy, since every
-        # sink reads the same facts.
-        plan = replace(facts.plan, tags={**facts.plan.tags, **self._trace_tags(workflow)})
+        early_experiment_id, early_run_id = self._early.pop(facts.run_id, (None, None))
+        # The trace tags go with the runs (one backend call less).
+        plan.tags.update(self._trace_tags(facts))
         refused = 0
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
             if delay and not refused:
                 time.sleep(delay)
             try:
-                experiment_id = workflow.experiment_id or self.writer.experiment_id(
-                    facts.experiment
-                )
+                experiment_id = early_experiment_id or self.writer.experiment_id(experiment)
                 run_id = self.writer.write_tree(
-                    experiment_id, plan, workflow.mlflow_run_id,
+                    experiment_id, plan, early_run_id,
                     idempotent=attempt > 0, langchain_run_id=facts.langchain_run_id,
                 )
             except Exception as exc:
                 if is_rejection(exc):
                     refused += 1  # MLflow refused the data, it is not down: once more, then aside
                     if refused > 1 or attempt == len(RETRY_DELAYS_S):
-                        self._set_aside(facts, plan, exc)
+                        self._set_aside(experiment, facts, plan, exc)
                         return
                     continue
                 self.diagnostics.warn_once(
@@ -207,17 +213,20 @@ class MlflowSink(Sink):
                     break
                 continue
             self._exported_ok(facts.langchain_run_id, run_id)
-            self._write_trace(facts, plan, run_id, experiment_id)
+            self._write_trace(facts, plan, run_id, (experiment, experiment_id))
             return
         self.breaker.trip()
-        self._spool(facts, reason="MLflow write failed")
+        if early_run_id is not None:  # the replay completes the early run
+            self._early[facts.run_id] = (early_experiment_id, early_run_id)
+        self._spool(facts, reason="MLflow write failed", encoded=encoded)
 
-    def _set_aside(self, facts: WorkflowFacts, plan: RunPlan, exc: BaseException) -> None:
+    def _set_aside(self, experiment: str, facts: WorkflowFacts, plan: RunPlan,
+                   exc: BaseException) -> None:
         """A workflow MLflow refused even cleaned: counted, kept in ``rejected/``; no breaker."""
         self.counters.add("rejected")
         reason = f"MLflow refused it: {type(exc).__name__}: {self.diagnostics.scrub(str(exc))}"
         try:
-            where = self.spool.put_rejected(facts.experiment, facts.langchain_run_id, plan,
+            where = self.spool.put_rejected(experiment, facts.langchain_run_id, plan,
                                             reason[:2000])
         except OSError:
             where = None
@@ -228,44 +237,28 @@ class MlflowSink(Sink):
             where.parent if where else "nowhere (the spool is not writable)",
         )
 
-    def _trace_tags(self, workflow: WorkflowRecord) -> dict[str, str]:
+    def _trace_tags(self, facts: WorkflowFacts) -> dict[str, str]:
         if not self.config.log_traces:
             return {}
         from configurable_agents.observability.sinks.mlflow.traces import trace_run_tags
 
-        return trace_run_tags(workflow)
+        return trace_run_tags(facts)
 
     def _write_trace(self, facts: WorkflowFacts, plan: RunPlan, run_id: str,
-                     experiment_id: str) -> None:
-        """The trace after its runs; a failure is counted, the runs are already safe."""
-        if not self.config.log_traces:
-            return
-        try:
-            from configurable_agents.observability.sinks.mlflow.trace_shipping import ship_trace
+                     experiment: tuple[str, str]) -> None:
+        """The trace after its runs (spans batched); a failure is counted, the runs are safe."""
+        if self.config.log_traces:
+            from configurable_agents.observability.sinks.mlflow.trace_shipping import write_trace
+            write_trace(self, facts, plan, run_id, experiment)
 
-            ship_trace(self.writer, facts, plan, experiment_id, run_id, self._trace_batch_failed,
-                       batched=self.config.async_logging)
-        except Exception as exc:
-            self.diagnostics.internal_error("export:trace", exc)
-            with contextlib.suppress(Exception):  # never point at a trace that is not there
-                self.writer.client.delete_tag(run_id, Tag.TRACE_ID)
-
-    def _send_traces(self, timeout: float | None) -> bool:
-        if not self.config.log_traces or self._writer is None:
-            return True
+    def _send_traces(self, timeout: float | None) -> bool:  # spans batched by trace_shipping
         from configurable_agents.observability.sinks.mlflow.trace_shipping import send_traces
+        return send_traces(self._writer if self.config.log_traces else None, self.diagnostics,
+                           timeout)
 
-        return send_traces(self._writer, self.diagnostics, timeout)
-
-    def _trace_batch_failed(self, group: list[Any], exc: BaseException) -> None:
-        """A span batch failed twice: its workflows are spooled and replayed (exactly once)."""
-        from configurable_agents.observability.sinks.mlflow.trace_shipping import (
-            spool_failed_batch,
-        )
-
-        if spooled := spool_failed_batch(self.spool, self.diagnostics, group, exc):
-            self._spool_maybe_nonempty = True
-            self.counters.add("spooled", spooled)
+    def spooled_for_replay(self, count: int) -> None:  # a failed span batch (trace_shipping)
+        self._spool_maybe_nonempty = True
+        self.counters.add("spooled", count)
 
     def _exported_ok(self, langchain_run_id: str, run_id: str) -> None:
         self.breaker.reset()
@@ -291,9 +284,11 @@ class MlflowSink(Sink):
     # ---- spool --------------------------------------------------------------------------------
 
     def spill(self, facts: WorkflowFacts, reason: str) -> None:
-        self._system_metrics.stop(facts.record)
+        self._system_metrics.stop(facts.langchain_run_id)
         if facts.sampled_out:
-            self.rollups.add(facts)  # in memory; flush/close writes or spools it
+            encoded = self._encode(facts)
+            if encoded is not None:  # in memory; flush/close writes or spools it
+                self.rollups.add(facts, *encoded)
             return
         self._spool(facts, reason)
 
@@ -328,11 +323,16 @@ class MlflowSink(Sink):
         except OSError as exc:
             self.diagnostics.warn_once("spool:rollup", "could not spool a rollup run: %s", exc)
 
-    def _spool(self, facts: WorkflowFacts, reason: str) -> None:
-        plan, trace = self._trace_for_spool(facts)
+    def _spool(self, facts: WorkflowFacts, reason: str,
+               encoded: tuple[str, RunPlan] | None = None) -> None:
+        encoded = encoded or self._encode(facts)
+        if encoded is None:
+            return
+        experiment, plan = encoded
+        trace = self._trace_for_spool(facts, plan)
+        _, early_run_id = self._early.pop(facts.run_id, (None, None))
         try:
-            path = self.spool.put(facts.experiment, facts.langchain_run_id,
-                                  facts.record.mlflow_run_id, plan, trace)
+            path = self.spool.put(experiment, facts.langchain_run_id, early_run_id, plan, trace)
         except SpoolFullError as exc:
             self.counters.add("dropped")
             self.diagnostics.warn_once(
@@ -363,25 +363,26 @@ class MlflowSink(Sink):
             "is back (or run `configurable-agents sync`)", reason, path.parent,
         )
 
-    def _trace_for_spool(self, facts: WorkflowFacts) -> tuple[RunPlan, dict[str, Any] | None]:
-        """The plan to spool (with its trace tags only if the trace goes along) and the trace.
+    def _trace_for_spool(self, facts: WorkflowFacts, plan: RunPlan) -> dict[str, Any] | None:
+        """The trace to spool beside the plan (whose tags get the trace tags if it goes along).
 
-        Built now because the spool keeps the assembled plan, not the records a trace is
-        made from; without it a workflow that waited out an outage would have no trace.
+        Built now because the spool keeps the plan, not the facts a trace is made from;
+        without it a workflow that waited out an outage would have no trace.
         """
-        tags = self._trace_tags(facts.record)
+        tags = self._trace_tags(facts)
         if not tags:
-            return facts.plan, None
+            return None
         from configurable_agents.observability.sinks.mlflow.traces import trace_for_spool
 
         trace = None
         if Tag.TRACE_ID in tags:  # else MLflow's autolog traces these calls: tag only
             try:
-                trace = trace_for_spool(facts.record, facts.plan, facts.options)
+                trace = trace_for_spool(facts, plan, self.plan_options)
             except Exception as exc:
                 self.diagnostics.internal_error("spool:trace", exc)
-                return facts.plan, None
-        return replace(facts.plan, tags={**facts.plan.tags, **tags}), trace
+                return None
+        plan.tags.update(tags)
+        return trace
 
     def _maybe_drain(self) -> None:
         if not self._spool_maybe_nonempty:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
 
 
@@ -15,7 +14,7 @@ class SystemMetrics:
         self._diagnostics = diagnostics
         self._monitors: dict[str, Any] = {}
 
-    def start(self, workflow: WorkflowRecord, tracking_uri: str | None) -> None:
+    def start(self, langchain_run_id: str, mlflow_run_id: str, tracking_uri: str | None) -> None:
         try:
             import psutil  # noqa: F401
         except ImportError:
@@ -28,16 +27,16 @@ class SystemMetrics:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         monitor = SystemMetricsMonitor(
-            workflow.mlflow_run_id,
+            mlflow_run_id,
             sampling_interval=1,
             samples_before_logging=1,
             tracking_uri=tracking_uri,
         )
         monitor.start()
-        self._monitors[str(workflow.run_id)] = monitor
+        self._monitors[langchain_run_id] = monitor
 
-    def stop(self, workflow: WorkflowRecord) -> None:
-        monitor = self._monitors.pop(str(workflow.run_id), None)
+    def stop(self, langchain_run_id: str) -> None:
+        monitor = self._monitors.pop(langchain_run_id, None)
         if monitor is not None:
             try:
                 monitor.finish()

@@ -1,4 +1,4 @@
-"""Build one finished MLflow trace per workflow from its records and its (redacted) run plan.
+"""Build one finished MLflow trace per workflow from its (redacted) facts and its run plan.
 
 The spans carry the real start and end times of the workflow, every node, model call
 and tool call; their usage and cost are the run plan's numbers, never a second estimate.
@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey, TraceTagKey
 
 from configurable_agents.names import EvalTag, Metric, Tag
-from configurable_agents.observability.capture.records import (
-    LLMCallRecord,
-    NodeRecord,
-    ToolCallRecord,
-    WorkflowRecord,
+from configurable_agents.observability.facts.model import (
+    CallFacts,
+    ErrorFacts,
+    NodeFacts,
+    ToolFacts,
+    WorkflowFacts,
 )
-from configurable_agents.observability.facts.assemble import AssembleOptions, RunPlan
-from configurable_agents.observability.facts.plan import safe_str
-from configurable_agents.observability.facts.serialization import to_jsonable, truncate
-
-if TYPE_CHECKING:
-
-    pass
-
+from configurable_agents.observability.facts.serialization import truncate
+from configurable_agents.observability.sinks.mlflow.plan import PlanOptions
 from configurable_agents.observability.sinks.mlflow.trace_constants import (
     METADATA_CHARS,
     STACKTRACE_CHARS,
@@ -44,33 +38,26 @@ from configurable_agents.observability.sinks.mlflow.trace_values import (
     llm_outputs,
     make_span_id,
     preview,
-    redact_tree,
-    root_outputs,
-    tool_output,
     trace_cost,
     trace_usage,
     usage_and_cost_attributes,
 )
+from configurable_agents.observability.sinks.run_plan import RunPlan
 
 
 @dataclass(slots=True)
 class TraceOptions:
     """What goes into span inputs and outputs (mirrors the run's artifact settings)."""
 
-    redact: Callable[[str], str] | None = None
     log_content: bool = True  # False: structure, timings, tokens and cost only
     max_value_chars: int = 5_000_000
 
     @classmethod
-    def from_assemble(cls, options: AssembleOptions) -> TraceOptions:
-        return cls(
-            redact=options.redact,
-            log_content=options.log_artifacts,
-            max_value_chars=options.max_artifact_chars,
-        )
+    def from_plan(cls, options: PlanOptions) -> TraceOptions:
+        return cls(log_content=options.log_artifacts, max_value_chars=options.max_artifact_chars)
 
 
-def trace_id_for(workflow: WorkflowRecord) -> str:
+def trace_id_for(workflow: WorkflowFacts) -> str:
     """The trace id is the LangChain root run id: stable, so a re-export cannot duplicate it."""
     return f"tr-{workflow.run_id.hex}"
 
@@ -79,7 +66,7 @@ def trace_id_for(workflow: WorkflowRecord) -> str:
 
 
 def build_trace(
-    workflow: WorkflowRecord,
+    workflow: WorkflowFacts,
     plan: RunPlan,
     *,
     experiment_id: str,
@@ -88,9 +75,8 @@ def build_trace(
 ) -> Trace:
     """The finished trace of ``workflow``: spans mirror the invocation, numbers mirror ``plan``.
 
-    ``plan`` is the parent RunPlan the assembler built (already redacted): its tags become
-    the trace's tags, its totals the trace's token usage and cost, its CallFacts the usage
-    and cost of each model span.
+    ``plan`` is the parent RunPlan (from the same redacted facts): its tags become the
+    trace's tags, its totals the trace's token usage and cost.
     """
     return _TraceBuilder(workflow, plan, experiment_id, run_id, options or TraceOptions()).build()
 
@@ -98,7 +84,7 @@ def build_trace(
 class _TraceBuilder:
     def __init__(
         self,
-        workflow: WorkflowRecord,
+        workflow: WorkflowFacts,
         plan: RunPlan,
         experiment_id: str,
         run_id: str | None,
@@ -112,20 +98,18 @@ class _TraceBuilder:
         self.trace_id = trace_id_for(workflow)
         self._otel_trace_id = base64.b64encode(workflow.run_id.int.to_bytes(16, "big")).decode()
         self._request_id_attr = json.dumps(self.trace_id)
-        self._facts = {id(f.call): f for f in plan.calls}
         self.spans: list[Span] = []
 
     # ---- the tree ----
 
     def build(self) -> Trace:
         workflow = self.workflow
-        end_ns = workflow.end_ns or workflow.start_ns
+        end_ns = workflow.end_ns
         failed = workflow.status == "FAILED"
-        name = self._text(workflow.name)  # may carry PII (an email in a workflow_name)
         attributes: dict[str, Any] = {
-            Tag.WORKFLOW_NAME: name,
-            Tag.LANGCHAIN_RUN_ID: str(workflow.run_id),
-            Metric.RETRY_COUNT: self.plan.metrics.get(Metric.RETRY_COUNT, 0),
+            Tag.WORKFLOW_NAME: workflow.name,
+            Tag.LANGCHAIN_RUN_ID: workflow.langchain_run_id,
+            Metric.RETRY_COUNT: workflow.totals.retries,
         }
         if workflow.version:
             attributes["workflow_version"] = workflow.version
@@ -134,10 +118,10 @@ class _TraceBuilder:
         if workflow.interrupted:
             attributes["interrupted"] = True
         inputs = self._content(workflow.inputs)
-        outputs = None if failed else self._content(root_outputs(workflow))
+        outputs = None if failed else self._content(workflow.outputs)
         root = self._add_span(
             key=f"workflow:{workflow.run_id.hex}",
-            name=name,
+            name=workflow.name,
             parent=None,
             span_type=SpanType.CHAIN,
             start_ns=workflow.start_ns,
@@ -148,27 +132,27 @@ class _TraceBuilder:
             error=workflow.error if failed else None,
         )
         if workflow.direct is not None:
-            self._add_children(workflow.direct, [], root, end_ns)
+            self._add_children(workflow.direct, (), root, end_ns)
         self._add_children(None, workflow.nodes, root, end_ns)
         return Trace(info=self._info(inputs, outputs, end_ns, failed), data=TraceData(self.spans))
 
     def _add_children(
-        self, node: NodeRecord | None, nodes: list[NodeRecord], parent: str, end_ns: int
+        self, node: NodeFacts | None, nodes: tuple[NodeFacts, ...], parent: str, end_ns: int
     ) -> None:
         """Model calls, tool calls and subgraph nodes of ``node``, in the order they started."""
         items: list[tuple[int, Any]] = [(n.start_ns, n) for n in nodes]
         if node is not None:
-            items += [(c.start_ns, c) for c in node.llm_calls]
-            items += [(t.start_ns, t) for t in node.tool_calls]
+            items += [(c.start_ns, c) for c in node.calls]
+            items += [(t.start_ns, t) for t in node.tools]
         for _, item in sorted(items, key=lambda pair: pair[0]):
-            if isinstance(item, NodeRecord):
+            if isinstance(item, NodeFacts):
                 self._add_node(item, parent, end_ns)
-            elif isinstance(item, LLMCallRecord):
+            elif isinstance(item, CallFacts):
                 self._add_llm_call(item, parent, end_ns)
             else:
                 self._add_tool_call(item, parent, end_ns)
 
-    def _add_node(self, node: NodeRecord, parent: str, parent_end_ns: int) -> None:
+    def _add_node(self, node: NodeFacts, parent: str, parent_end_ns: int) -> None:
         end_ns = node.end_ns or parent_end_ns
         failed = node.status == "FAILED"
         attributes: dict[str, Any] = {"node_id": node.node_id, "retries": node.retries}
@@ -185,7 +169,7 @@ class _TraceBuilder:
             events.append(event("retried", end_ns, {"retries": node.retries}))
         span_id = self._add_span(
             key=f"node:{node.run_id.hex}",
-            name=node.node_id,
+            name=node.node_id or "node",
             parent=parent,
             span_type=SpanType.CHAIN,
             start_ns=node.start_ns,
@@ -198,21 +182,18 @@ class _TraceBuilder:
         )
         self._add_children(node, node.children, span_id, end_ns)
 
-    def _add_llm_call(self, call: LLMCallRecord, parent: str, parent_end_ns: int) -> None:
-        facts = self._facts.get(id(call))
+    def _add_llm_call(self, call: CallFacts, parent: str, parent_end_ns: int) -> None:
         end_ns = call.end_ns or parent_end_ns
-        is_chat = call.messages is not None
+        is_chat = call.operation == "chat"
         attributes: dict[str, Any] = {}
         if is_chat:
             attributes[SpanAttributeKey.MESSAGE_FORMAT] = "langchain"
-        params = {k: v for k, v in (call.invocation_params or {}).items() if k != "tools"}
-        if params:
-            attributes["invocation_params"] = self._redacted(to_jsonable(params))
-        tools = (call.invocation_params or {}).get("tools")
-        if isinstance(tools, list) and tools and all(isinstance(t, Mapping) for t in tools):
-            attributes[SpanAttributeKey.CHAT_TOOLS] = self._redacted(to_jsonable(tools))
-        if facts is not None:
-            attributes.update(usage_and_cost_attributes(facts))
+        if call.request_params:
+            attributes["invocation_params"] = dict(call.request_params)
+        tools = call.tool_definitions
+        if tools and all(isinstance(t, Mapping) for t in tools):
+            attributes[SpanAttributeKey.CHAT_TOOLS] = list(tools)
+        attributes.update(usage_and_cost_attributes(call))
         events = []
         if call.retry_attempt > 1:
             attributes["retry_attempt"] = call.retry_attempt
@@ -221,22 +202,22 @@ class _TraceBuilder:
             events.append(event("first_token", call.first_token_ns, {}))
         self._add_span(
             key=f"llm:{call.run_id.hex}",
-            name=call.name or (facts.model if facts and facts.model else "model"),
+            name=call.name or call.model or "model",
             parent=parent,
             span_type=SpanType.CHAT_MODEL if is_chat else SpanType.LLM,
             start_ns=call.start_ns,
             end_ns=end_ns,
             inputs=self._content(llm_inputs(call)),
-            outputs=None if call.error else self._content(llm_outputs(call, facts)),
+            outputs=None if call.error else self._content(llm_outputs(call)),
             attributes=attributes,
             error=call.error,
             events=events,
         )
 
-    def _add_tool_call(self, tool: ToolCallRecord, parent: str, parent_end_ns: int) -> None:
+    def _add_tool_call(self, tool: ToolFacts, parent: str, parent_end_ns: int) -> None:
         retriever = tool.kind == "retriever"
-        inputs = tool.input if isinstance(tool.input, Mapping) else {
-            ("query" if retriever else "input"): tool.input
+        inputs = tool.arguments if isinstance(tool.arguments, Mapping) else {
+            ("query" if retriever else "input"): tool.arguments
         }
         self._add_span(
             key=f"tool:{tool.run_id.hex}",
@@ -246,7 +227,7 @@ class _TraceBuilder:
             start_ns=tool.start_ns,
             end_ns=tool.end_ns or parent_end_ns,
             inputs=self._content(inputs),
-            outputs=None if tool.error else self._content(tool_output(tool.output)),
+            outputs=None if tool.error else self._content(tool.result),
             attributes={},
             error=tool.error,
         )
@@ -265,7 +246,7 @@ class _TraceBuilder:
         inputs: Any,
         outputs: Any,
         attributes: Mapping[str, Any],
-        error: BaseException | None,
+        error: ErrorFacts | None,
         events: list[dict[str, Any]] | None = None,
     ) -> str:
         span_id = make_span_id(self.trace_id, key)
@@ -282,7 +263,7 @@ class _TraceBuilder:
         all_events = list(events or ())
         status = {"code": "STATUS_CODE_OK", "message": ""}
         if error is not None:
-            message = self._text(f"{type(error).__name__}: {safe_str(error)}")
+            message = f"{error.type}: {error.message}"
             status = {"code": "STATUS_CODE_ERROR", "message": message}
             all_events.append(self._exception_event(error, end_ns))
         self.spans.append(
@@ -302,39 +283,27 @@ class _TraceBuilder:
         )
         return span_id
 
-    def _exception_event(self, error: BaseException, when_ns: int) -> dict[str, Any]:
-        try:
-            stack = "".join(traceback.format_exception(error)).strip()
-        except Exception:  # an exception whose __str__ raises
-            stack = f"{type(error).__name__}: {safe_str(error)}"
+    @staticmethod
+    def _exception_event(error: ErrorFacts, when_ns: int) -> dict[str, Any]:
         return event(
             "exception",
             when_ns,
             {
-                "exception.type": type(error).__name__,
-                "exception.message": self._text(safe_str(error)),
-                "exception.stacktrace": self._text(truncate(stack, STACKTRACE_CHARS)[0]),
+                "exception.type": error.type,
+                "exception.message": error.message,
+                "exception.stacktrace": truncate(error.traceback.strip(), STACKTRACE_CHARS)[0],
             },
         )
 
-    # ---- content: JSON-able, redacted, bounded ----
+    # ---- content: JSON-able (already redacted in the facts), bounded ----
 
     def _content(self, value: Any) -> Any:
         if not self.options.log_content or value is None:
             return None
-        data = self._redacted(to_jsonable(value))
-        text = dump(data)
+        text = dump(value)
         if len(text) > self.options.max_value_chars:
             return truncate(text, self.options.max_value_chars)[0]
-        return data
-
-    def _redacted(self, value: Any) -> Any:
-        redact = self.options.redact
-        return value if redact is None else redact_tree(value, redact)
-
-    def _text(self, text: str) -> str:
-        redact = self.options.redact
-        return text if redact is None else redact(text)
+        return value
 
     # ---- the trace info ----
 
@@ -349,17 +318,17 @@ class _TraceBuilder:
         user = plan.tags.get("user_id")
         if user:
             metadata[TraceMetadataKey.TRACE_USER] = user[:METADATA_CHARS]
-        usage = trace_usage(plan)
+        usage = trace_usage(workflow)
         if usage:
             metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
-        if plan.calls:
-            metadata[TraceMetadataKey.COST] = json.dumps(trace_cost(plan))
+        if workflow.totals.llm_calls:
+            metadata[TraceMetadataKey.COST] = json.dumps(trace_cost(workflow))
         if model_id := plan.tags.get(EvalTag.LOGGED_MODEL_ID):  # the Agent versions page's link
             metadata[TraceMetadataKey.MODEL_ID] = model_id[:METADATA_CHARS]
         tags = {
             k: v[:TAG_VALUE_CHARS] for k, v in plan.tags.items() if not k.startswith("mlflow.")
         }
-        tags[TraceTagKey.TRACE_NAME] = self._text(workflow.name)[:TAG_VALUE_CHARS]
+        tags[TraceTagKey.TRACE_NAME] = workflow.name[:TAG_VALUE_CHARS]
         return TraceInfo(
             trace_id=self.trace_id,
             trace_location=TraceLocation.from_experiment_id(self.experiment_id),

@@ -2,7 +2,7 @@
 
 MLflow 3's GenAI views (the experiment Overview charts, Traces, Sessions) read
 *traces*; run comparison reads *runs*. The exporter writes both from the same
-finished :class:`WorkflowRecord` and :class:`RunPlan`, so a trace's token usage
+finished :class:`WorkflowFacts` and :class:`RunPlan`, so a trace's token usage
 and cost are the run's numbers, not a second estimate.
 
 The trace is built after the fact with the real start and end times of every
@@ -39,10 +39,9 @@ from uuid import UUID
 from mlflow.entities import Span, Trace, TraceData, TraceInfo, TraceLocation
 from mlflow.tracing.constant import TraceMetadataKey
 
-from configurable_agents.observability.capture.records import (
-    WorkflowRecord,
-)
-from configurable_agents.observability.facts.assemble import AssembleOptions, RunPlan
+from configurable_agents.observability.facts.model import WorkflowFacts
+from configurable_agents.observability.sinks.mlflow.plan import PlanOptions
+from configurable_agents.observability.sinks.run_plan import RunPlan
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -230,7 +229,7 @@ def trace_writer_for(writer: MlflowWriter) -> TraceWriter:
         return trace_writer
 
 
-def trace_run_tags(workflow: WorkflowRecord) -> dict[str, str]:
+def trace_run_tags(workflow: WorkflowFacts) -> dict[str, str]:
     """The run tags that point at this workflow's trace (known before anything is written).
 
     Adding them to the parent plan before ``write_tree`` saves :func:`export_trace` one
@@ -243,11 +242,11 @@ def trace_run_tags(workflow: WorkflowRecord) -> dict[str, str]:
 
 def export_trace(
     writer: MlflowWriter,
-    workflow: WorkflowRecord,
+    workflow: WorkflowFacts,
     plan: RunPlan,
     experiment_id: str,
     run_id: str,
-    options: AssembleOptions,
+    options: PlanOptions,
     context: Any = None,
     *,
     batched: bool = True,
@@ -273,7 +272,7 @@ def export_trace(
         plan,
         experiment_id=experiment_id,
         run_id=run_id,
-        options=TraceOptions.from_assemble(options),
+        options=TraceOptions.from_plan(options),
     )
     trace_id = (trace_writer.write_batched(trace, context) if batched
                 else trace_writer.write(trace))
@@ -303,16 +302,16 @@ def spoolable_trace(item: PendingSpans) -> dict[str, Any]:
 
 
 def trace_for_spool(
-    workflow: WorkflowRecord, plan: RunPlan, options: AssembleOptions
+    workflow: WorkflowFacts, plan: RunPlan, options: PlanOptions
 ) -> dict[str, Any]:
     """``workflow``'s finished trace as JSON-ready data, for a workflow that is being spooled.
 
-    Built now, while the records exist (the spool keeps only the assembled plan); the
+    Built now, while the facts exist (the spool keeps only the run plan); the
     experiment and the run it links to are filled in by :func:`export_spooled_trace` once the
     replay has written the runs.
     """
     trace = build_trace(workflow, plan, experiment_id=SPOOLED_EXPERIMENT, run_id=None,
-                        options=TraceOptions.from_assemble(options))
+                        options=TraceOptions.from_plan(options))
     return trace.to_dict()
 
 

@@ -25,8 +25,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.names import Kind, Tag
-from configurable_agents.observability.facts.plan import RunPlan, safe_artifact_name
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
+from configurable_agents.observability.sinks.mlflow.keys import safe_artifact_name
+from configurable_agents.observability.sinks.run_plan import RunPlan
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.

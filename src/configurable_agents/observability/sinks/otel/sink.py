@@ -29,9 +29,7 @@ from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.otel.spans import SpanBuilder
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.capture.records import WorkflowRecord
-    from configurable_agents.observability.facts.assemble import AssembleOptions
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts, WorkflowStart
 
 DEFAULT_SERVICE_NAME = "configurable-agents"
 INSTRUMENTATION_NAME = "configurable_agents"
@@ -58,16 +56,16 @@ class OTelSink(Sink):
 
     # ---- caller thread ----------------------------------------------------------------------
 
-    def on_start(self, workflow: WorkflowRecord, options: AssembleOptions) -> None:
+    def on_start(self, start: WorkflowStart) -> None:
         """Remember the app's active span (a contextvar read) as the invocation's parent."""
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            workflow.sink_state[self.name] = context
+            start.sink_state[self.name] = context
 
     # ---- worker thread ----------------------------------------------------------------------
 
     def export(self, facts: WorkflowFacts) -> None:
-        parent = facts.record.sink_state.get(self.name)
+        parent = facts.sink_state.get(self.name)
         builder = SpanBuilder(self._tracer, capture_content=self.config.capture_content)
         count = builder.emit(facts, parent if isinstance(parent, trace.SpanContext) else None)
         with self._lock:

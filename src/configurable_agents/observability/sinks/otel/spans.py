@@ -7,38 +7,28 @@ parent is the app span captured on the caller thread at workflow start.
 
 Tree: ``invoke_workflow {workflow}`` -> ``invoke_agent {node}`` (subgraph nodes nest)
 -> ``chat {model}`` / ``execute_tool {tool}``; model and tool calls made outside any
-node hang from the invocation span. Usage and cost come from the facts' CallFacts, the
-ADR-011 metrics and tags from the RunPlans, so OpenTelemetry and MLflow agree.
+node hang from the invocation span. Usage, cost and totals come from the same fact tree
+the MLflow sink encodes, so OpenTelemetry and MLflow agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 
 from configurable_agents.names import Metric, Tag
-from configurable_agents.observability.facts.assemble import CallFacts, RunPlan
-from configurable_agents.observability.facts.plan import safe_str
-from configurable_agents.observability.facts.usage import model_name_from_response
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import (
+    CallFacts,
+    ErrorFacts,
+    NodeFacts,
+    ToolFacts,
+    WorkflowFacts,
+)
 from configurable_agents.observability.sinks.otel import content
 from configurable_agents.observability.sinks.otel import conventions as cv
-
-if TYPE_CHECKING:
-    from configurable_agents.observability.capture.records import (
-        LLMCallRecord,
-        NodeRecord,
-        ToolCallRecord,
-    )
-
-# Tags that are MLflow bookkeeping or duplicated by a gen_ai attribute: not copied to spans.
-_SKIPPED_TAGS = frozenset(
-    {Tag.MLFLOW_PARENT_RUN_ID, Tag.HOST, Tag.PID, Tag.HEARTBEAT_MS, Tag.ERROR_MESSAGE, Tag.TRACE_ID}
-)
 
 
 class SpanBuilder:
@@ -47,45 +37,39 @@ class SpanBuilder:
     def __init__(self, tracer: Tracer, *, capture_content: bool) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
+        self._conversation: str | None = None
 
     def emit(self, facts: WorkflowFacts, parent: SpanContext | None) -> int:
-        record, plan = facts.record, facts.plan
-        self._redact = facts.options.redact
-        self._conversation = plan.tags.get("thread_id")
+        self._conversation = facts.attribution.get("thread_id")
         context = (
             trace.set_span_in_context(trace.NonRecordingSpan(parent), Context())
             if parent is not None and parent.is_valid
             else Context()  # explicit: never the worker thread's own context
         )
-        end_ns = record.end_ns or record.start_ns
         root = self.tracer.start_span(
-            f"{cv.Operation.INVOKE_WORKFLOW} {record.name}",
+            f"{cv.Operation.INVOKE_WORKFLOW} {facts.name}",
             context=context,
             kind=SpanKind.INTERNAL,
-            start_time=record.start_ns,
+            start_time=facts.start_ns,
             attributes=self._common(cv.Operation.INVOKE_WORKFLOW),
         )
-        root.set_attribute(cv.WORKFLOW_NAME, record.name)
-        _set_plan(root, plan)
-        if record.interrupted:
-            root.add_event(cv.INTERRUPT_EVENT, timestamp=end_ns)
-        self._status(root, record.error, plan.tags.get(Tag.ERROR_MESSAGE))
+        root.set_attribute(cv.WORKFLOW_NAME, facts.name)
+        root.set_attributes(workflow_attributes(facts))
+        if facts.interrupted:
+            root.add_event(cv.INTERRUPT_EVENT, timestamp=facts.end_ns)
+        self._status(root, facts.error)
         count = 1
         root_context = trace.set_span_in_context(root, Context())
-        direct = record.direct
-        if direct is not None:
-            count += self._calls(root_context, plan, direct)
-        for child in plan.children:
-            count += self._node(root_context, child)
-        root.end(end_time=end_ns)
+        if facts.direct is not None:
+            count += self._calls(root_context, facts.direct)
+        for child in facts.nodes:
+            count += self._node(root_context, child, facts)
+        root.end(end_time=facts.end_ns)
         return count
 
     # ---- per kind ---------------------------------------------------------------------------
 
-    def _node(self, parent: Context, plan: RunPlan) -> int:
-        node = plan.node
-        if node is None:  # pragma: no cover - the assembler sets it on every node plan
-            return 0
+    def _node(self, parent: Context, node: NodeFacts, facts: WorkflowFacts) -> int:
         span = self.tracer.start_span(
             f"{cv.Operation.INVOKE_AGENT} {node.node_id}",
             context=parent,
@@ -93,52 +77,49 @@ class SpanBuilder:
             start_time=node.start_ns,
             attributes=self._common(cv.Operation.INVOKE_AGENT),
         )
-        span.set_attribute(cv.AGENT_NAME, node.node_id)
+        span.set_attribute(cv.AGENT_NAME, node.node_id or "")
         if node.step is not None:
             span.set_attribute(cv.STEP, int(node.step))
-        _set_plan(span, plan)
-        self._status(span, node.error, plan.tags.get(Tag.ERROR_MESSAGE))
+        span.set_attributes(node_attributes(node, facts))
+        self._status(span, node.error)
         context = trace.set_span_in_context(span, Context())
-        count = 1 + self._calls(context, plan, node)
-        for child in plan.children:
-            count += self._node(context, child)
+        count = 1 + self._calls(context, node)
+        for child in node.children:
+            count += self._node(context, child, facts)
         span.end(end_time=node.end_ns or node.start_ns)
         return count
 
-    def _calls(self, parent: Context, plan: RunPlan, node: NodeRecord) -> int:
-        own = {id(f.call): f for f in plan.calls}
-        count = 0
-        for call in node.llm_calls:
-            facts = own.get(id(call))
-            if facts is not None:
-                self._model_call(parent, facts)
-                count += 1
-        for tool in node.tool_calls:
+    def _calls(self, parent: Context, node: NodeFacts) -> int:
+        for call in node.calls:
+            self._model_call(parent, call)
+        for tool in node.tools:
             self._tool_call(parent, tool)
-            count += 1
-        return count
+        return len(node.calls) + len(node.tools)
 
-    def _model_call(self, parent: Context, facts: CallFacts) -> None:
-        call = facts.call
-        operation = cv.Operation.CHAT if call.messages is not None else cv.Operation.TEXT_COMPLETION
+    def _model_call(self, parent: Context, call: CallFacts) -> None:
+        operation = (
+            cv.Operation.CHAT if call.operation == "chat" else cv.Operation.TEXT_COMPLETION
+        )
         span = self.tracer.start_span(
-            f"{operation} {facts.model}" if facts.model else operation,
+            f"{operation} {call.model}" if call.model else operation,
             context=parent,
             kind=SpanKind.CLIENT,
             start_time=call.start_ns,
             attributes=self._common(operation),
         )
         attributes: dict[str, Any] = {}
-        provider = cv.provider_name(facts.provider)
+        provider = cv.provider_name(call.provider)
         if provider:
             attributes[cv.PROVIDER_NAME] = provider
-        if facts.model:
-            attributes[cv.REQUEST_MODEL] = facts.model
-        response_model = model_name_from_response(call.response)
-        if response_model:
-            attributes[cv.RESPONSE_MODEL] = response_model
-        attributes.update(_request_params(call))
-        usage = facts.usage
+        if call.model:
+            attributes[cv.REQUEST_MODEL] = call.model
+        if call.response_model:
+            attributes[cv.RESPONSE_MODEL] = call.response_model
+        if call.temperature is not None:
+            attributes[cv.REQUEST_TEMPERATURE] = call.temperature
+        if call.max_tokens is not None:
+            attributes[cv.REQUEST_MAX_TOKENS] = call.max_tokens
+        usage = call.usage
         if not usage.is_empty:
             attributes[cv.USAGE_INPUT_TOKENS] = usage.input
             attributes[cv.USAGE_OUTPUT_TOKENS] = usage.output
@@ -154,30 +135,27 @@ class SpanBuilder:
             attributes[cv.TOKENS_ESTIMATED] = True
         if usage.llm_cache_hit:
             attributes[cv.LLM_CACHE_HIT] = True
-        attributes[cv.COST_USD] = float(facts.cost_usd)
-        attributes[cv.PRICED] = bool(facts.priced)
-        attributes[cv.COST_SOURCE] = facts.cost_source
+        attributes[cv.COST_USD] = float(call.cost_usd)
+        attributes[cv.PRICED] = bool(call.priced)
+        attributes[cv.COST_SOURCE] = call.cost_source
         if call.retry_attempt > 1:
             attributes[cv.RETRY_ATTEMPT] = call.retry_attempt
         if call.first_token_ns is not None:
             ttfc_s = (call.first_token_ns - call.start_ns) / 1e9
             attributes[cv.RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc_s
-        finish_reasons, response_id = _response_details(call.response)
-        if finish_reasons:
-            attributes[cv.RESPONSE_FINISH_REASONS] = finish_reasons
-        if response_id:
-            attributes[cv.RESPONSE_ID] = response_id
+        if call.finish_reasons:
+            attributes[cv.RESPONSE_FINISH_REASONS] = list(call.finish_reasons)
+        if call.response_id:
+            attributes[cv.RESPONSE_ID] = call.response_id
         if self.capture_content:
-            attributes[cv.INPUT_MESSAGES] = content.input_messages(facts, self._redact)
+            attributes[cv.INPUT_MESSAGES] = content.input_messages(call)
             if call.error is None:
-                attributes[cv.OUTPUT_MESSAGES] = content.output_messages(
-                    facts, finish_reasons, self._redact
-                )
+                attributes[cv.OUTPUT_MESSAGES] = content.output_messages(call)
         span.set_attributes(attributes)
-        self._status(span, call.error, None)
+        self._status(span, call.error)
         span.end(end_time=call.end_ns or call.start_ns)
 
-    def _tool_call(self, parent: Context, tool: ToolCallRecord) -> None:
+    def _tool_call(self, parent: Context, tool: ToolFacts) -> None:
         retriever = tool.kind == "retriever"
         operation = cv.Operation.RETRIEVAL if retriever else cv.Operation.EXECUTE_TOOL
         span = self.tracer.start_span(
@@ -188,16 +166,15 @@ class SpanBuilder:
             attributes=self._common(operation),
         )
         span.set_attribute(cv.TOOL_NAME, tool.name)
-        if tool.kind != "retriever":
+        if not retriever:
             span.set_attribute(cv.TOOL_TYPE, "function")
-        call_id = _tool_call_id(tool.input)
-        if call_id:
-            span.set_attribute(cv.TOOL_CALL_ID, call_id)
+        if tool.call_id:
+            span.set_attribute(cv.TOOL_CALL_ID, tool.call_id)
         if self.capture_content:
-            span.set_attribute(cv.TOOL_CALL_ARGUMENTS, content.payload(tool.input, self._redact))
-            if tool.error is None and tool.output is not None:
-                span.set_attribute(cv.TOOL_CALL_RESULT, content.payload(tool.output, self._redact))
-        self._status(span, tool.error, None)
+            span.set_attribute(cv.TOOL_CALL_ARGUMENTS, content.payload(tool.arguments))
+            if tool.error is None and tool.result is not None:
+                span.set_attribute(cv.TOOL_CALL_RESULT, content.payload(tool.result))
+        self._status(span, tool.error)
         span.end(end_time=tool.end_ns or tool.start_ns)
 
     # ---- shared -----------------------------------------------------------------------------
@@ -208,60 +185,73 @@ class SpanBuilder:
             attributes[cv.CONVERSATION_ID] = self._conversation
         return attributes
 
-    def _status(self, span: Span, error: BaseException | None, message: str | None) -> None:
+    @staticmethod
+    def _status(span: Span, error: ErrorFacts | None) -> None:
         if error is None:
             return
-        text = message if message is not None else safe_str(error)
-        text = content.clean(text, self._redact)
-        span.set_attribute(cv.ERROR_TYPE, type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {text}"[:1000]))
+        text = content.clean(error.message)
+        span.set_attribute(cv.ERROR_TYPE, error.qualname)
+        span.set_status(Status(StatusCode.ERROR, f"{error.type}: {text}"[:1000]))
 
 
-def _set_plan(span: Span, plan: RunPlan) -> None:
-    """The ADR-011 metrics and tags of the run this span mirrors, namespaced."""
-    attributes: dict[str, Any] = {cv.ours(k): float(v) for k, v in plan.metrics.items()}
-    for key, value in plan.tags.items():
-        if key not in _SKIPPED_TAGS and not key.startswith("mlflow."):
-            attributes[cv.ours(key)] = value
-    span.set_attributes(attributes)
+def workflow_attributes(facts: WorkflowFacts) -> dict[str, Any]:
+    """The ADR-011 totals, identity and attribution of the invocation, namespaced."""
+    totals, usage = facts.totals, facts.totals.usage
+    attributes: dict[str, Any] = {
+        cv.ours(k): float(v) for k, v in {
+            Metric.DURATION_SECONDS: totals.duration_s,
+            Metric.TOTAL_INPUT_TOKENS: usage.input,
+            Metric.TOTAL_OUTPUT_TOKENS: usage.output,
+            Metric.TOTAL_COST_USD: totals.cost_usd,
+            Metric.NODE_COUNT: totals.node_count,
+            Metric.RETRY_COUNT: totals.retries,
+            Metric.FALLBACK_COUNT: totals.fallbacks,
+            Metric.STATUS: 1 if facts.status in ("FINISHED", "INTERRUPTED") else 0,
+            Metric.LLM_CALLS: totals.llm_calls,
+            Metric.TOTAL_CACHED_INPUT_TOKENS: usage.cache_read,
+            Metric.TOTAL_CACHE_WRITE_TOKENS: usage.cache_write,
+            Metric.TOTAL_REASONING_TOKENS: usage.reasoning,
+            Metric.TOTAL_TOKENS: usage.total or usage.input + usage.output,
+        }.items()
+    }
+    attributes.update(_identity(facts))
+    attributes[cv.ours(Tag.LANGCHAIN_RUN_ID)] = facts.langchain_run_id
+    attributes[cv.ours(Tag.STATUS)] = facts.status
+    if facts.stop_reason:
+        attributes[cv.ours(Tag.STOP_REASON)] = facts.stop_reason
+    if totals.unpriced_models:
+        attributes[cv.ours(Tag.UNPRICED_MODELS)] = ",".join(totals.unpriced_models)
+    if totals.tokens_estimated:
+        attributes[cv.TOKENS_ESTIMATED] = True
+    for key, value in facts.caller.tags.items():  # after ours: never replaces one
+        attributes.setdefault(cv.ours(key), value)
+    return attributes
 
 
-def _request_params(call: LLMCallRecord) -> dict[str, Any]:
-    params = call.invocation_params or {}
-    out: dict[str, Any] = {}
-    temperature = params.get("temperature")
-    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
-        out[cv.REQUEST_TEMPERATURE] = float(temperature)
-    max_tokens = params.get("max_tokens") or params.get("max_output_tokens")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        out[cv.REQUEST_MAX_TOKENS] = max_tokens
-    return out
+def node_attributes(node: NodeFacts, facts: WorkflowFacts) -> dict[str, Any]:
+    calls = list(node.all_calls())
+    end_ns = node.end_ns or node.start_ns
+    attributes: dict[str, Any] = {
+        cv.ours(Metric.NODE_DURATION_MS): round((end_ns - node.start_ns) / 1e6, 3),
+        cv.ours(Metric.INPUT_TOKENS): float(sum(c.usage.input for c in calls)),
+        cv.ours(Metric.OUTPUT_TOKENS): float(sum(c.usage.output for c in calls)),
+        cv.ours(Metric.RETRIES): float(node.retries),
+        cv.ours(Metric.COST_USD): round(sum(c.cost_usd for c in calls), 8),
+        cv.ours(Metric.LLM_CALLS): float(len(calls)),
+        cv.ours(Tag.NODE_ID): node.node_id or "",
+        cv.ours(Tag.LANGCHAIN_RUN_ID): str(node.run_id),
+        cv.ours(Tag.STATUS): node.status,
+    }
+    if node.handoff_to:
+        attributes[cv.ours(Tag.HANDOFF_TO)] = node.handoff_to
+    attributes.update(_identity(facts))
+    return attributes
 
 
-def _response_details(response: Any) -> tuple[list[str], str | None]:
-    """Finish (stop) reasons of the first prompt's generations and the provider's response id."""
-    reasons: list[str] = []
-    response_id = None
-    generations = (getattr(response, "generations", None) or [[]])[0]
-    for generation in generations:
-        info = getattr(generation, "generation_info", None) or {}
-        message = getattr(generation, "message", None)
-        metadata: Mapping[str, Any] = getattr(message, "response_metadata", None) or {}
-        reason = (
-            info.get("finish_reason")
-            or metadata.get("finish_reason")
-            or metadata.get("stop_reason")
-            or info.get("stop_reason")
-        )
-        if reason:
-            reasons.append(str(reason))
-        if response_id is None:
-            response_id = metadata.get("id")  # the provider's (message.id is LangChain's run id)
-    return reasons, (str(response_id) if response_id else None)
-
-
-def _tool_call_id(tool_input: Any) -> str | None:
-    if isinstance(tool_input, Mapping):
-        value = tool_input.get("tool_call_id") or tool_input.get("id")
-        return str(value) if value else None
-    return None
+def _identity(facts: WorkflowFacts) -> dict[str, Any]:
+    attributes = {cv.ours(Tag.WORKFLOW_NAME): facts.name}
+    if facts.version:
+        attributes[cv.ours(Tag.WORKFLOW_VERSION)] = facts.version
+    for key, value in facts.attribution.items():
+        attributes.setdefault(cv.ours(key), value)
+    return attributes

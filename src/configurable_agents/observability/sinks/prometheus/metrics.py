@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from configurable_agents.names import Metric
-from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.prometheus.health import ExporterHealthCollector
 from configurable_agents.observability.sinks.prometheus.labels import LabelBudget
 
@@ -46,9 +45,6 @@ OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 # A whole workflow: a cached answer in 100 ms up to a long agent run of an hour.
 WORKFLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1200.0, 1800.0, 3600.0)
-
-# Fallbacks are a parent metric being added to names.Metric; read it the same way until then.
-_FALLBACK_COUNT: str = getattr(Metric, "FALLBACK_COUNT", "fallback_count")
 
 
 class PrometheusMetrics:
@@ -128,10 +124,12 @@ class PrometheusMetrics:
         def fold(label: str, value: object) -> str:
             return self.budget.fold(label, "" if value is None else str(value), cap)
 
-        plan = facts.plan
-        workflow = fold(WORKFLOW, facts.workflow_name)
-        version = fold(VERSION, facts.workflow_version)
-        who = [fold(name, _attribution_value(facts, name)) for name in self.attribution_labels]
+        workflow = fold(WORKFLOW, facts.name)
+        version = fold(VERSION, facts.version)
+        who = [
+            fold(name, facts.attribution.get(name) or facts.metadata_text.get(name, ""))
+            for name in self.attribution_labels
+        ]
 
         key = (workflow, version, *who)
         if key not in self._run_keys:
@@ -140,22 +138,19 @@ class PrometheusMetrics:
             for status in STATUSES:
                 self.runs.labels(workflow, version, status, *who)
         self.runs.labels(workflow, version, facts.status, *who).inc()
-        self.workflow_duration.labels(workflow, version).observe(
-            float(plan.metrics.get(Metric.DURATION_SECONDS, 0.0))
-        )
-        retries = float(plan.metrics.get(Metric.RETRY_COUNT, 0) or 0)
-        if retries > 0:
-            self.retries.labels(workflow, version).inc(retries)
-        fallbacks = float(plan.metrics.get(_FALLBACK_COUNT, 0) or 0)
-        if fallbacks > 0:
-            self.fallbacks.labels(workflow, version).inc(fallbacks)
+        totals = facts.totals
+        self.workflow_duration.labels(workflow, version).observe(totals.duration_s)
+        if totals.retries > 0:
+            self.retries.labels(workflow, version).inc(totals.retries)
+        if totals.fallbacks > 0:
+            self.fallbacks.labels(workflow, version).inc(totals.fallbacks)
 
         cost: dict[tuple[str, str], float] = defaultdict(float)
         for owner, call in facts.model_calls():
-            node = fold(NODE, owner.node.node_id if owner.node is not None else "")
+            node = fold(NODE, owner.node_id if owner is not None else "")
             model = fold(MODEL, call.model)
             provider = fold(PROVIDER, call.provider)
-            operation = "chat" if call.call.messages is not None else "text_completion"
+            operation = call.operation
             usage = call.usage
             for token_type, count in (
                 ("input", usage.input),
@@ -168,27 +163,13 @@ class PrometheusMetrics:
                     self.token_usage.labels(
                         operation, provider, model, token_type, workflow, node
                     ).observe(count)
-            record = call.call
-            if record.end_ns is not None:
-                error = fold(ERROR_TYPE, type(record.error).__name__ if record.error else "")
+            if call.end_ns is not None:
+                error = fold(ERROR_TYPE, call.error.type if call.error else "")
                 self.operation_duration.labels(
                     operation, provider, model, error, workflow, node
-                ).observe(max(0, record.end_ns - record.start_ns) / 1e9)
+                ).observe(max(0, call.end_ns - call.start_ns) / 1e9)
             if not call.priced:
                 self.unpriced.labels(workflow, model, provider).inc()
             cost[(node, model)] += call.cost_usd
         for (node, model), amount in cost.items():
             self.cost.labels(workflow, version, node, model, *who).inc(amount)
-
-
-def _attribution_value(facts: WorkflowFacts, name: str) -> str:
-    """The run's tag (sanitised, redacted) when the assembler made one, else the metadata."""
-    value = facts.plan.tags.get(name)
-    if value is not None:
-        return value
-    raw = facts.record.metadata.get(name)
-    if raw is None or raw == "":
-        return ""
-    text = str(raw)
-    redact = facts.options.redact
-    return redact(text) if redact is not None else text

@@ -18,7 +18,7 @@ from configurable_agents.observability.sinks.prometheus import endpoint
 from configurable_agents.observability.sinks.prometheus.metrics import PrometheusMetrics
 
 if TYPE_CHECKING:
-    from configurable_agents.observability.facts.workflow_facts import WorkflowFacts
+    from configurable_agents.observability.facts.model import WorkflowFacts
 
 logger = logging.getLogger(__name__)
 
