@@ -110,14 +110,16 @@ def measure_requests(server: Any, tmp: Path, workflows: int, say: Say) -> dict[s
         proxy.reset()
         for _ in range(workflows):
             write_workflow(client, experiment_id)
-        out["floor"] = {"per_workflow": proxy.total() / workflows, "by_endpoint": proxy.counts()}
+        # Plain dicts: dataclasses.asdict would rebuild a Counter from its (key, value) pairs.
+        out["floor"] = {"per_workflow": proxy.total() / workflows,
+                        "by_endpoint": dict(proxy.counts())}
         for name, traces in (("ours_no_traces", False), ("ours_traces", True)):
             # After a warm-up workflow (experiment lookups, connections), as for the floor;
             # the span batches are sent by size, by age and by the final flush.
             ours_rate([proxy.url], f"{name}-{uuid.uuid4().hex[:6]}", tmp, workflows,
                       WRITERS_PER_SERVER, log_traces=traces, after_warmup=proxy.reset)
             out[name] = {"per_workflow": proxy.total() / workflows,
-                         "by_endpoint": proxy.counts()}
+                         "by_endpoint": dict(proxy.counts())}
         say("requests per workflow: " + ", ".join(
             f"{k} {v['per_workflow']:.2f}" for k, v in out.items()))
     return out
