@@ -25,7 +25,8 @@ DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 DEFAULT_DOC = ROOT / "docs" / "BENCHMARKS.md"
 CORE_SECTIONS = ("latency", "throughput", "scaling", "memory")  # on a sqlite store
 # "production": parallel writers, sampling, catch-up on a real team server (bench_production).
-SECTIONS = (*CORE_SECTIONS, "production")
+# "online_eval": the caller's cost of online evaluation, off vs on (bench_online_eval).
+SECTIONS = (*CORE_SECTIONS, "production", "online_eval")
 
 
 @dataclass(slots=True)
@@ -209,6 +210,13 @@ def _run_sections(
         results["memory"] = measure.memory(
             store, tag, plan.memory_invocations, plan.memory_persisted_seconds
         )
+    if "online_eval" in sections:
+        from benchmarks import bench_online_eval
+
+        say("online_eval: caller time with online evaluation off vs on (sample_rate 1.0)")
+        quick = plan.throughput_seconds < 10
+        results["online_eval"] = bench_online_eval.run(
+            store, blocks=2 if quick else 6, block_size=2 if quick else 20, say=say)
     if "production" in sections:  # its own team server (PostgreSQL); its own doc block
         from benchmarks import bench_production
 

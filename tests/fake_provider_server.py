@@ -41,6 +41,8 @@ class FakeProviderServer:
         self.gemini_usage: dict[str, Any] = {}
         # Optional: the OpenAI reply text for a request body (default: TEXT_PARTS joined).
         self.openai_reply: Callable[[dict[str, Any]], str] | None = None
+        # Optional: an HTTP error status every OpenAI request gets (429: a rate limit).
+        self.openai_error: int | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -113,9 +115,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         path = self.path
         self.server_owner.requests.append((path, body))
-        if path.endswith("/chat/completions"):
+        route = path.split("?", 1)[0]  # the beta Messages API posts to /v1/messages?beta=true
+        if route.endswith("/chat/completions"):
             self._openai(body)
-        elif path.endswith("/messages"):
+        elif route.endswith("/messages"):
             self._anthropic(body)
         elif ":generateContent" in path or ":streamGenerateContent" in path:
             model = path.split("/models/", 1)[1].split(":", 1)[0]
@@ -126,6 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- OpenAI --------------------------------------------------------------------
 
     def _openai(self, body: dict[str, Any]) -> None:
+        status = self.server_owner.openai_error
+        if status is not None:  # documented error body: {"error": {message, type, code}}
+            self._json({"error": {"message": "Rate limit reached", "type": "requests",
+                                  "param": None, "code": "rate_limit_exceeded"}}, status=status)
+            return
         model = OPENAI_ECHO.get(body.get("model", ""), body.get("model", ""))
         usage = self.server_owner.openai_usage
         base = {"id": "chatcmpl-fake", "created": 1_700_000_000, "model": model,

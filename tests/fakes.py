@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -12,7 +13,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from configurable_agents.testing import UsageReportingChatModel, reply, usage
 
-__all__ = ["ScriptedToolModel", "UsageChatModel", "flaky", "repeating", "reply", "usage"]
+__all__ = [
+    "ScriptedToolModel", "UsageChatModel", "byte_tokens", "flaky", "repeating", "reply", "usage",
+]
 
 
 class UsageChatModel(UsageReportingChatModel, GenericFakeChatModel):
@@ -70,3 +73,24 @@ def flaky(fail_times: int, error: type[Exception] = RuntimeError) -> Callable[[]
             raise error(f"transient failure {state['n']}")
 
     return call
+
+
+@contextmanager
+def byte_tokens(name: str = "o200k_base") -> Iterator[None]:
+    """tiktoken's ``name`` encoding, which cannot be downloaded here, replaced by a byte-level
+    one (one byte, one token) while the block runs: estimates become exact and offline."""
+    import tiktoken
+
+    from configurable_agents.observability.facts import tokenizer
+
+    tokenizer.reset_cache()
+    tokenizer.register_encoding(
+        tiktoken.Encoding(name="bytes", pat_str=r"\S+|\s+",
+                          mergeable_ranks={bytes([i]): i for i in range(256)},
+                          special_tokens={}),
+        name,
+    )
+    try:
+        yield
+    finally:
+        tokenizer.reset_cache()

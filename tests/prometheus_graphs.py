@@ -130,7 +130,12 @@ def fresh_process_metrics(monkeypatch: Any) -> None:
 def prometheus_handler(
     recorder: Sink | None = None, **prometheus: Any
 ) -> MLflowCallbackHandler:
-    """A handler built from config with only the Prometheus sink on (MLflow off)."""
+    """A handler built from config with only the Prometheus sink on (MLflow off).
+
+    These apps name each invocation in its metadata (``invoke(..., name)``), so the
+    workflow label is allowed to come from metadata unless a test says otherwise.
+    """
+    prometheus.setdefault("metadata_workflow_names", True)
     config = ObservabilityConfig(prometheus=PrometheusConfig(enabled=True, **prometheus))
     return MLflowCallbackHandler(config, sinks=[recorder] if recorder is not None else [])
 

@@ -137,7 +137,8 @@ def test_any_langgraph_app_with_an_llm_judge_costed_apart(
     mlflow_store: str, experiment_name: str
 ) -> None:
     app = _graph(UsageChatModel(messages=iter([reply("Paris", 100, 10), reply("Rome", 100, 10)])))
-    judge = LLMJudge(UsageChatModel(messages=iter([reply("PASS", 1000, 2), reply("FAIL", 1000, 2)]),
+    judge = LLMJudge(UsageChatModel(messages=iter([reply('{"verdict": "PASS"}', 1000, 2),
+                                                   reply('{"verdict": "FAIL"}', 1000, 2)]),
                                     model_name="gpt-4o-mini"))
     data = Dataset.from_records([
         {"id": "fr", "inputs": {"messages": [HumanMessage("Capital of France?")]},

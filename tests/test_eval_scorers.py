@@ -73,11 +73,13 @@ def test_cli_specs_build_scorers_and_reject_bad_ones() -> None:
 
 def test_llm_judge_reads_the_verdict() -> None:
     judge = LLMJudge(UsageChatModel(messages=iter([
-        reply("PASS: same city", 80, 5), reply("FAIL - wrong year", 80, 5),
+        reply('{"verdict": "PASS", "rationale": "same city"}', 80, 5),
+        reply("The year is off by one.\nVERDICT: FAIL", 80, 5),
         reply("I am not sure", 80, 5)])))
     assert judge.score(ex("Paris"), "paris", {}) == Score(1.0, "same city")
-    assert judge.score(ex("1969"), "1970", {}) == Score(0.0, "wrong year")
-    assert judge.score(ex("x"), "y", {}).value == 0.0
+    assert judge.score(ex("1969"), "1970", {}) == Score(0.0, "The year is off by one.")
+    unsure = judge.score(ex("x"), "y", {})
+    assert unsure.value == 0.0 and unsure.unscorable
 
 
 def test_extract_output_shapes() -> None:

@@ -75,6 +75,7 @@ def test_spans_mirror_the_workflow_tree_with_real_times(protocol: str) -> None:
     assert a["gen_ai.response.finish_reasons"] == ["STOP"]
     assert a["gen_ai.request.temperature"] == 0.2
     assert a["gen_ai.conversation.id"] == "thread-7"
+    assert a["user.id"] == "u1"  # the invocation's user_id metadata
     assert a["configurable_agents.cost_usd"] > 0
     assert "gen_ai.input.messages" not in a  # content is opt-in
 

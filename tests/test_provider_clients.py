@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import tiktoken
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from configurable_agents.observability.facts import tokenizer
 from configurable_agents.observability.facts.cost_estimator import PriceBook
 from configurable_agents.observability.facts.usage import (
     STREAM_USAGE_HINT,
@@ -28,8 +26,10 @@ from configurable_agents.observability.facts.usage import (
 
 try:  # tests/ may or may not become a package
     from tests.fake_provider_server import TEXT_PARTS, FakeProviderServer
+    from tests.fakes import byte_tokens
 except ImportError:  # pragma: no cover
     from fake_provider_server import TEXT_PARTS, FakeProviderServer
+    from fakes import byte_tokens
 
 langchain_openai = pytest.importorskip("langchain_openai")
 langchain_anthropic = pytest.importorskip("langchain_anthropic")
@@ -120,17 +120,8 @@ def test_openai_custom_base_url_streams_no_usage_unless_asked(
 
     # The handler's fallback: estimate locally (a small byte-level encoding stands in
     # for o200k_base, which cannot be downloaded here), priced and marked estimated.
-    tokenizer.reset_cache()
-    tokenizer.register_encoding(
-        tiktoken.Encoding(name="bytes", pat_str=r"\S+|\s+",
-                          mergeable_ranks={bytes([i]): i for i in range(256)},
-                          special_tokens={}),
-        "o200k_base",
-    )
-    try:
+    with byte_tokens():
         usage = extract_usage(result) or estimate_usage(["hi"], [REPLY], "gpt-4o")
-    finally:
-        tokenizer.reset_cache()
     assert usage == TokenUsage(input=2, output=len(REPLY), total=2 + len(REPLY), estimated=True,
                                method="tiktoken:o200k_base")
     cost = book.estimate_cost(usage, model_name_from_response(result), "openai")

@@ -313,15 +313,16 @@ def test_custom_callable_runs_last_and_is_counted() -> None:
     assert r.counts == {"email": 1, "custom": 1}
 
 
-def test_custom_from_import_path() -> None:
-    r = Redactor(RedactionConfig(custom="builtins:str.upper"))
-    assert r.redact("call a@b.com") == "CALL <EMAIL>"
+def test_custom_from_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFIGURABLE_AGENTS_ALLOW_CONFIG_CODE", "tests, no_such_module_xyz")
+    r = Redactor(RedactionConfig(custom="tests.trusted_redactor:names"))
+    assert r.redact("Alice Smith a@b.com") == "<PERSON> <EMAIL>"
     with pytest.raises(ValidationError, match="import path"):
         RedactionConfig(custom="not a path")
     with pytest.raises(ValueError, match="cannot be imported"):
         Redactor(RedactionConfig(custom="no_such_module_xyz:fn"))
-    with pytest.raises(ValueError, match="not callable"):
-        Redactor(RedactionConfig(custom="string:digits"))
+    with pytest.raises(ValueError, match="not a plain Python function"):
+        Redactor(RedactionConfig(custom="tests.trusted_redactor:run_shell"))
 
 
 def test_failing_custom_fails_closed(caplog: pytest.LogCaptureFixture) -> None:

@@ -91,6 +91,8 @@ class Tag:
     TOKENS_ESTIMATION_METHOD: Final = "tokens_estimation_method"
     USAGE_HINT: Final = "usage_hint"
     LLM_CACHE_HIT: Final = "llm_cache_hit"
+    # The model(s) that answered after a `with_fallbacks` moved past a failed candidate.
+    FALLBACK_MODEL: Final = "fallback_model"
     TRUNCATED_PREFIX: Final = "truncated."
     # MLflow's own tag linking a nested run to its parent.
     MLFLOW_PARENT_RUN_ID: Final = "mlflow.parentRunId"
@@ -105,6 +107,8 @@ class Tag:
     USER_ID: Final = "user_id"
     TEAM: Final = "team"
     TENANT_ID: Final = "tenant_id"
+    THREAD_ID: Final = "thread_id"  # LangGraph's conversation thread
+    SESSION_ID: Final = "session_id"
 
 
 class Kind:
@@ -168,6 +172,30 @@ class EvalMetric:
     COST_PER_EXAMPLE_USD: Final = "cost_per_example_usd"
     COST_PER_CORRECT_USD: Final = "cost_per_correct_usd"
     JUDGE_COST_USD: Final = "judge_cost_usd"
+    # Examples some scorer could not score (a judge reply without a structured verdict).
+    UNSCORABLE: Final = "unscorable_count"
+
+
+class Quality:
+    """Feedback and online-evaluation scores, as run metrics and tags (the quality loop).
+
+    A score is an MLflow assessment on the workflow's trace; the parent run carries its mean
+    over the valid assessments of that name (``feedback/<name>``, ``quality/<scorer>``) and
+    their count (``.../count``), so the runs list, compare view and ``report`` read it.
+    """
+
+    FEEDBACK_PREFIX: Final = "feedback/"  # + name: mean of the feedback's numeric values
+    ONLINE_PREFIX: Final = "quality/"  # + scorer: online evaluation's score
+    COUNT_SUFFIX: Final = "/count"  # + on a score metric: how many assessments it averages
+    LABEL_TAG_PREFIX: Final = "feedback.label/"  # + name: the latest label-valued feedback
+    # The online judge's calls are runs of workflow ``<workflow>`` + this suffix.
+    JUDGE_WORKFLOW_SUFFIX: Final = "_judge"
+    ONLINE_SOURCE_ID: Final = "online_eval"  # the assessments' source id
+    # Assessment metadata: which langchain run the score is about.
+    META_LANGCHAIN_RUN_ID: Final = "configurable_agents.langchain_run_id"
+    META_ORIGIN: Final = "configurable_agents.origin"  # "feedback" | "online_eval"
+    ORIGIN_FEEDBACK: Final = "feedback"
+    ORIGIN_ONLINE: Final = "online_eval"
 
 
 class RollupMeasure:

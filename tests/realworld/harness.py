@@ -5,16 +5,19 @@ A program from LangGraph / langchain-core / MLflow upstream runs with one
 then reads MLflow and asserts what a user relies on: one parent run per top-level
 call, one nested run per executed node, the statuses and tags that say what
 happened, tokens and cost equal to what the model reported, nothing left RUNNING,
-and no internal error of ours. The program itself asserts that its return values
+each parent linked to its MLflow trace, nothing left in the spool, and no internal
+error of ours. The program itself asserts that its return values
 and exceptions are what they are without the handler.
 """
 
 from __future__ import annotations
 
 import itertools
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +29,7 @@ from pydantic import Field, PrivateAttr
 
 from configurable_agents.names import Kind, Metric, Param, Status, Tag
 from configurable_agents.observability import MLflowCallbackHandler
-from tests.fakes import UsageChatModel, reply
+from tests.fakes import UsageChatModel, reply, usage
 from tests.test_handler_shapes import make_handler
 
 # gemini-2.5-flash list prices (USD per token): what the fakes' usage costs.
@@ -77,6 +80,20 @@ class ReportingModel(UsageChatModel):
             )
 
 
+def tool_call(
+    tool: str, args: dict[str, Any], call_id: str, input_tokens: int = 30, output_tokens: int = 5,
+    **kwargs: Any,
+) -> AIMessage:
+    """A model turn asking for one tool call, with usage as a provider reports it."""
+    return AIMessage(
+        "",
+        tool_calls=[{"name": tool, "args": args, "id": call_id, "type": "tool_call"}],
+        usage_metadata=usage(input_tokens, output_tokens),
+        response_metadata={"model_name": "gemini-2.5-flash"},
+        **kwargs,
+    )
+
+
 class Failing(UsageChatModel):
     """A provider that is down: every call raises (a primary to fall back from)."""
 
@@ -94,6 +111,7 @@ class Logged:
     nodes: list[Run]
     handler: MLflowCallbackHandler
     children_of: dict[str, list[Run]] = field(default_factory=dict)
+    traces: dict[str, str] = field(default_factory=dict)  # trace id -> its source run id
 
     def nested(self, parent: Run) -> list[Run]:
         """Every nested run under ``parent``, subgraph nodes included (depth first)."""
@@ -113,8 +131,16 @@ class Logged:
         return self.parents[0]
 
 
+_SPOOLS: dict[int, Path] = {}
+
+
 def handler_for(store: str, experiment: str, **kwargs: Any) -> MLflowCallbackHandler:
-    return make_handler(store, experiment, **kwargs)
+    """A handler with its own spool folder, so :func:`check` can see it stayed empty."""
+    spool = Path(tempfile.mkdtemp(prefix="ca-realworld-spool-"))
+    kwargs.setdefault("spool_dir", str(spool))
+    handler = make_handler(store, experiment, **kwargs)
+    _SPOOLS[id(handler)] = Path(kwargs["spool_dir"])
+    return handler
 
 
 def collect(client: MlflowClient, experiment: str, handler: MLflowCallbackHandler) -> Logged:
@@ -127,7 +153,11 @@ def collect(client: MlflowClient, experiment: str, handler: MLflowCallbackHandle
     children: dict[str, list[Run]] = {}
     for run in nodes:
         children.setdefault(run.data.tags[Tag.MLFLOW_PARENT_RUN_ID], []).append(run)
-    return Logged(parents, nodes, handler, children)
+    traces = {
+        t.info.trace_id: t.info.trace_metadata.get("mlflow.sourceRun", "")
+        for t in client.search_traces(locations=[exp.experiment_id], max_results=5000)
+    }
+    return Logged(parents, nodes, handler, children, traces)
 
 
 def check(
@@ -138,8 +168,13 @@ def check(
     calls: int,
     statuses: dict[str, int] | None = None,
     tokens: tuple[int, int] | None = None,
+    cost: float | None = None,
 ) -> Logged:
-    """Assert the invariants; ``statuses`` counts parents by status tag (default: all FINISHED)."""
+    """Assert the invariants; ``statuses`` counts parents by status tag (default: all FINISHED).
+
+    ``tokens`` are (input, output) summed over the parents; their cost is ``cost`` when
+    given (real providers' list prices), else the fakes' gemini-2.5-flash price.
+    """
     logged = collect(client, experiment, handler)
     assert len(logged.parents) == calls, "one parent run per top-level call"
     every = [*logged.parents, *logged.nodes]
@@ -150,6 +185,8 @@ def check(
         tag = parent.data.tags[Tag.STATUS]
         seen[tag] = seen.get(tag, 0) + 1
         _check_parent(parent, logged.nested(parent))
+        trace_id = parent.data.tags.get(Tag.TRACE_ID)
+        assert logged.traces.get(trace_id or "") == parent.info.run_id, "trace linked"
     assert seen == (statuses or {Status.FINISHED: calls})
     if tokens is not None:
         got = (
@@ -157,10 +194,17 @@ def check(
             sum(p.data.metrics[Metric.TOTAL_OUTPUT_TOKENS] for p in logged.parents),
         )
         assert got == tokens, "tokens equal what the model reported"
-        cost = sum(p.data.metrics[Metric.TOTAL_COST_USD] for p in logged.parents)
-        assert cost == pytest.approx(tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE)
+        logged_cost = sum(p.data.metrics[Metric.TOTAL_COST_USD] for p in logged.parents)
+        if cost is None:
+            cost = tokens[0] * INPUT_PRICE + tokens[1] * OUTPUT_PRICE
+        # Each parent's total is rounded to 8 decimals (USD) when logged.
+        slack = 5e-9 * len(logged.parents)
+        assert logged_cost == pytest.approx(cost, rel=1e-9, abs=slack), "cost exact"
     stats = handler.stats()
     assert stats.internal_errors == 0 and stats.failed == 0 and stats.active_runs == 0, stats
+    assert stats.spooled == 0 and stats.dropped == 0 and stats.pending_workflows == 0, stats
+    spool = _SPOOLS.get(id(handler))
+    assert spool is None or not any(spool.iterdir()), "spool empty"
     return logged
 
 

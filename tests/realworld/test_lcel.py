@@ -14,7 +14,7 @@ import asyncio
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel
 
-from configurable_agents.names import Metric, Status
+from configurable_agents.names import Metric, Status, Tag
 from tests.fakes import flaky
 from tests.realworld.harness import Failing, ReportingModel, check, handler_for
 
@@ -30,6 +30,7 @@ def test_fallback_at_the_root_is_one_parent(mlflow_store, experiment_name, mlflo
     logged = check(mlflow_client, experiment_name, handler, calls=1, tokens=backup.reported)
     assert logged.parent.data.metrics[Metric.FALLBACK_COUNT] == 1
     assert logged.parent.data.metrics[Metric.LLM_CALLS] == 2  # the failed attempt is inside
+    assert logged.parent.data.tags[Tag.FALLBACK_MODEL] == "gemini-2.5-flash"  # who answered
 
 
 def test_batch_and_abatch_of_fallbacks(mlflow_store, experiment_name, mlflow_client):
@@ -63,6 +64,7 @@ def test_stream_of_fallbacks(mlflow_store, experiment_name, mlflow_client):
     assert text == "streamed from backup"
     logged = check(mlflow_client, experiment_name, handler, calls=1, tokens=backup.reported)
     assert logged.parent.data.metrics[Metric.FALLBACK_COUNT] == 1
+    assert logged.parent.data.tags[Tag.FALLBACK_MODEL] == "gemini-2.5-flash"
 
 
 def test_all_fallbacks_fail_is_one_failed_parent(mlflow_store, experiment_name, mlflow_client):
@@ -76,6 +78,7 @@ def test_all_fallbacks_fail_is_one_failed_parent(mlflow_store, experiment_name, 
         raise AssertionError("the primary's error must reach the app")
     logged = check(mlflow_client, experiment_name, handler, calls=1, statuses={Status.FAILED: 1})
     assert logged.parent.data.metrics[Metric.FALLBACK_COUNT] == 1
+    assert Tag.FALLBACK_MODEL not in logged.parent.data.tags  # nobody answered
 
 
 def test_parallel_and_retry_at_the_root(mlflow_store, experiment_name, mlflow_client):

@@ -6,8 +6,11 @@ Errors are one line on stderr: exit 2 for a dataset or option that cannot be use
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -25,6 +28,7 @@ _SHOWN = (
     (EvalMetric.CORRECT, "{:.0f}"),
     (EvalMetric.EXAMPLES, "{:.0f}"),
     (EvalMetric.ERRORS, "{:.0f}"),
+    (EvalMetric.UNSCORABLE, "{:.0f}"),
     (EvalMetric.TOTAL_COST_USD, "${:.6f}"),
     (EvalMetric.COST_PER_EXAMPLE_USD, "${:.6f}"),
     (EvalMetric.COST_PER_CORRECT_USD, "${:.6f}"),
@@ -72,20 +76,42 @@ def eval_command(
         None, "--register-prompts/--no-register-prompts",
         help="Register node prompts in MLflow's Prompt Registry (default: the config's "
         "observability.mlflow.register_prompts)."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Add an LLM judge, PROVIDER:MODEL (openai, anthropic, google, "
+        "demo), e.g. openai:gpt-4o-mini. Without --scorer it decides correctness."),
+    judge_base_url: str | None = typer.Option(
+        None, "--judge-base-url", help="OpenAI-compatible endpoint for the judge (gateways)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    metadata: list[str] | None = typer.Option(
+        None, "--metadata", "-m", help="KEY=VALUE added to every example's invocation "
+        "metadata (repeatable), e.g. tenant_id=acme for a '{tenant_id}_qa' experiment."),
 ) -> None:
     """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
+    from configurable_agents.evaluation.runner import EvaluationError
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
     try:
-        scorers = [builtin(spec) for spec in (scorer or ["contains"])]
+        default = [] if judge and not scorer else ["contains"]
+        scorers = [builtin(spec) for spec in (scorer or default)]
     except ValueError as exc:
         raise _fail(f"--scorer: {exc}", 2) from None
+    if judge:
+        scorers.append(_judge(judge, judge_base_url))
+    extra: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--metadata {item!r}: use KEY=VALUE", 2)
+        extra[key.strip()] = value
     try:
-        result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
-                                   tracking_uri=tracking_uri, experiment=experiment,
-                                   output_key=output_key, register_prompts=register_prompts)
-    except DatasetError as exc:
+        # mlflow.genai.evaluate writes its "view the results" text to stdout: stdout is for
+        # machine output (--json), so MLflow's chatter goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
+                                       tracking_uri=tracking_uri, experiment=experiment,
+                                       output_key=output_key,
+                                       register_prompts=register_prompts, metadata=extra)
+    except (DatasetError, EvaluationError) as exc:
         raise _fail(str(exc), 2) from None
     except ConfigError as exc:
         raise _fail(str(exc), 1) from None
@@ -97,6 +123,29 @@ def eval_command(
                                "digest": result.dataset.digest, "metrics": result.metrics}))
         return
     Console().print(summary_table(result))
+
+
+def _judge(spec: str, base_url: str | None) -> Any:
+    """An LLMJudge on ``PROVIDER:MODEL``; a bad spec or a missing package/key is exit 2."""
+    from pydantic import ValidationError
+
+    from configurable_agents.config.online_eval_config import JudgeConfig
+    from configurable_agents.evaluation.judge import LLMJudge
+    from configurable_agents.online_eval.scorers import judge_model
+    from configurable_agents.runtime.providers import ProviderError
+
+    provider, sep, model = spec.partition(":")
+    if not sep or not model.strip():
+        raise _fail(f"--judge {spec!r}: use PROVIDER:MODEL, e.g. openai:gpt-4o-mini", 2)
+    try:
+        config = JudgeConfig(provider=provider.strip().lower(), model=model.strip(),
+                             base_url=base_url)
+        return LLMJudge(judge_model(config))
+    except ValidationError:
+        raise _fail(f"--judge {spec!r}: provider must be openai, anthropic, google or demo",
+                    2) from None
+    except ProviderError as exc:
+        raise _fail(f"--judge: {exc}", 2) from None
 
 
 def register(app: typer.Typer) -> None:

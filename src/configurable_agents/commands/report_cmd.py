@@ -144,7 +144,7 @@ def costs(
     until: str | None = UNTIL,
     group_by: list[str] | None = typer.Option(
         None, "--group-by", "-g", help="workflow, workflow_version, model, node, user, team, "
-        "tenant, day, status, tag:<name>, param:<name> (repeatable or comma-separated). "
+        "session, tenant, day, status, tag:<name>, param:<name> (repeatable or comma-separated). "
         "Default: workflow."),
     filter_string: str | None = typer.Option(
         None, "--filter", help="MLflow filter over workflow runs, e.g. \"tags.team = 'data'\"."),

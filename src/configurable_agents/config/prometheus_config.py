@@ -57,7 +57,27 @@ class PrometheusConfig(StrictModel):
         default=50,
         ge=1,
         le=10_000,
-        description="Distinct values kept per label; later values are folded into 'other'.",
+        description="Distinct values kept per label; later values are folded into 'other' "
+        "(known workflow names are never folded).",
+    )
+    max_series: int = Field(
+        default=5_000,
+        ge=100,
+        le=1_000_000,
+        description="Bound on the series the sink exposes, all families together (each "
+        "histogram bucket is a series); past it new label sets fold their free-form labels "
+        "into 'other', keeping known workflow names, status and token type.",
+    )
+    workflows: list[str] = Field(
+        default_factory=list,
+        description="Known workflow names: always their own label value, never folded and "
+        "never starved by unknown names (the handler's own workflow_name is always known).",
+    )
+    metadata_workflow_names: bool = Field(
+        default=False,
+        description="Take the workflow and workflow_version labels from invocation "
+        "metadata. Off: they come from the handler's configuration (or the graph's name), "
+        "so a caller cannot mint label values.",
     )
     queue_size: int = Field(default=10_000, ge=1)
 

@@ -11,6 +11,7 @@ import re
 from pydantic import Field, field_validator
 
 from configurable_agents.config.base import StrictModel
+from configurable_agents.config.trusted_code import check_import_path
 
 # The built-in detectors, in the order they run (the redactor checks it matches).
 DETECTOR_NAMES: tuple[str, ...] = (
@@ -39,14 +40,14 @@ DETECTOR_NAMES: tuple[str, ...] = (
 )
 
 _EXTRA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 class RedactionConfig(StrictModel):
     """How redaction is tuned: extra patterns, detectors switched off, allowed values.
 
     A custom callable (e.g. a Presidio analyzer) is given to ``Redactor(custom=fn)``
-    in code, or here as an import path ``"package.module:function"``.
+    in code, or here as an import path ``"package.module:function"`` when the process
+    opts in (``CONFIGURABLE_AGENTS_ALLOW_CONFIG_CODE``; see config/trusted_code.py).
     """
 
     extra_patterns: dict[str, str] = Field(
@@ -62,7 +63,9 @@ class RedactionConfig(StrictModel):
     )
     custom: str | None = Field(
         default=None,
-        description="Import path 'package.module:function' of a str -> str redactor run last.",
+        description="Import path 'package.module:function' of a str -> str redactor run last; "
+        "needs CONFIGURABLE_AGENTS_ALLOW_CONFIG_CODE to list its module (never the standard "
+        "library). Regex detectors (extra_patterns) need no code.",
     )
 
     @field_validator("extra_patterns")
@@ -106,8 +109,6 @@ class RedactionConfig(StrictModel):
     @field_validator("custom")
     @classmethod
     def _check_custom(cls, value: str | None) -> str | None:
-        if value is not None and not _IMPORT_PATH.fullmatch(value.strip()):
-            raise ValueError(
-                f"custom {value!r} must be an import path like 'my_package.pii:redact'"
-            )
-        return value.strip() if value else value
+        # Code named in a config file runs only with the operator's opt-in, never for
+        # standard-library or code-runner targets (see config/trusted_code.py).
+        return check_import_path(value) if value is not None else None

@@ -41,6 +41,7 @@ _ARTIFACT_SCHEME_HINT = {
 
 
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
+from configurable_agents.config.online_eval_config import OnlineEvalConfig  # noqa: E402
 from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
 from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
@@ -224,6 +225,7 @@ class ObservabilityConfig(StrictModel):
     prometheus: PrometheusConfig | None = None
     jsonl: JsonlConfig | None = None
     otel: OTelConfig | None = None
+    online_eval: OnlineEvalConfig | None = None
 
 
 class LLMConfig(StrictModel):
@@ -264,16 +266,7 @@ def resolved_mlflow(
 
 
 def redacted_dump(model: BaseModel) -> dict[str, Any]:
-    """A JSON-ready dump of a config with every tracking URI's credentials masked."""
+    """A JSON-ready dump of a config with every secret masked (config/masking.py)."""
+    from configurable_agents.config.masking import masked
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (redact_uri(v) if k == "tracking_uri" and isinstance(v, str) else walk(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return walk(model.model_dump(mode="json"))
+    return masked(model.model_dump(mode="json"), redact_uri)

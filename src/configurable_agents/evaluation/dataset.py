@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 ID_FIELD = "id"
 EXPECTED_FIELD = "expected"
 INPUTS_FIELD = "inputs"
+MAX_DEPTH = 100  # nesting levels of one JSON line (deeper is refused, never recursed into)
 
 
 class DatasetError(ValueError):
@@ -98,40 +100,90 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
                    source=str(file.resolve()))
 
 
+def _text(file: Path) -> str:
+    """The whole file as text; a byte that is not UTF-8 is one error naming its line."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{file}: cannot read the dataset ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DatasetError(f"{file} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                           f"column {column}); save the file as UTF-8") from None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 def _jsonl_rows(file: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{file} line {number}: invalid JSON ({exc.msg} at column "
-                                   f"{exc.colno})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{file} line {number}: expected a JSON object, got "
-                                   f"{type(row).__name__}")
-            yield number, row
+    for number, line in enumerate(_text(file).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{file} line {number}: invalid JSON ({exc.msg} at column "
+                               f"{exc.colno})") from None
+        except RecursionError:
+            raise DatasetError(f"{file} line {number}: JSON nested deeper than {MAX_DEPTH} "
+                               "levels") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{file} line {number}: expected a JSON object, got "
+                               f"{type(row).__name__}")
+        if _depth(row) > MAX_DEPTH:
+            raise DatasetError(f"{file} line {number}: JSON nested deeper than {MAX_DEPTH} "
+                               "levels")
+        yield number, row
 
 
 def _csv_rows(file: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with file.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_text(file), newline=""))
+    try:
         header = next(reader, None)
-        if not header:
-            raise DatasetError(f"{file} line 1: missing header row")
-        header = [h.strip() for h in header]
-        if EXPECTED_FIELD not in header:
-            raise DatasetError(f"{file} line 1: field {EXPECTED_FIELD!r} is missing from the "
-                               "header")
-        for index, cells in enumerate(reader, start=2):
-            number = reader.line_num if reader.line_num else index
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                raise DatasetError(f"{file} line {number}: {len(cells)} fields, the header "
-                                   f"has {len(header)}")
-            yield number, dict(zip(header, cells, strict=True))
+    except csv.Error as exc:
+        raise DatasetError(f"{file} line {reader.line_num or 1}: {_csv_problem(exc)}") from None
+    if not header:
+        raise DatasetError(f"{file} line 1: missing header row")
+    header = [h.strip() for h in header]
+    if EXPECTED_FIELD not in header:
+        raise DatasetError(f"{file} line 1: field {EXPECTED_FIELD!r} is missing from the "
+                           "header")
+    while True:
+        start = reader.line_num + 1  # the physical line the next record starts on
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DatasetError(f"{file} line {start}: {_csv_problem(exc)}") from None
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise DatasetError(f"{file} line {start}: {len(cells)} fields, the header "
+                               f"has {len(header)}")
+        yield start, dict(zip(header, cells, strict=True))
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "field limit" in text:
+        return f"a field is longer than {csv.field_size_limit()} characters"
+    return f"invalid CSV ({text})"
 
 
 def _examples(

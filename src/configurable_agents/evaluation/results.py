@@ -36,6 +36,11 @@ class ExampleResult:
         return self.error is None and score is not None and score.correct
 
     @property
+    def unscorable(self) -> list[str]:
+        """Names of the scorers that could not score this example (counted apart)."""
+        return [name for name, score in self.scores.items() if score.unscorable]
+
+    @property
     def score(self) -> float:
         score = self.scores.get(self.primary)
         return score.value if score is not None and self.error is None else 0.0
@@ -52,6 +57,7 @@ class ExampleResult:
             "cost_usd": self.cost_usd,
             "latency_s": round(self.latency_s, 6),
             "error": self.error or "",
+            "unscorable": ",".join(self.unscorable),
             "run_id": self.run_id or "",
             "trace_id": self.trace_id or "",
         }
@@ -88,6 +94,7 @@ def summary_metrics(examples: list[ExampleResult]) -> dict[str, float]:
         EvalMetric.CORRECT: float(correct),
         EvalMetric.ACCURACY: correct / n if n else math.nan,
         EvalMetric.ERRORS: float(sum(e.error is not None for e in examples)),
+        EvalMetric.UNSCORABLE: float(sum(bool(e.unscorable) for e in examples)),
         EvalMetric.LATENCY_MEAN_S: sum(latencies) / n if n else math.nan,
         EvalMetric.LATENCY_P95_S: percentile(latencies, 95),
     }

@@ -5,6 +5,12 @@ parent run, nested runs, tokens, cost and trace like any other), tagged with the
 evaluation run's id; the evaluation run carries the summary metrics, the dataset as an
 MLflow dataset input, the per-example table and, through ``mlflow.genai.evaluate``, a
 score assessment on every example's trace.
+
+It writes through an ``MlflowClient`` on the handler's tracking URI and leaves the app's
+MLflow state alone (global tracking URI, active experiment and run: see
+mlflow_state.py); the evaluation run goes to the experiment the handler resolves for
+the evaluation's ``metadata`` (a ``{tenant_id}`` template per tenant, judge runs
+included); everything it writes passes through the handler's redactor.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
-import mlflow
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from mlflow import MlflowClient
+from mlflow.entities import Param as MlflowParam
 
-from configurable_agents.evaluation import mlflow_logging, prompts, versions
+from configurable_agents.evaluation import experiments, mlflow_logging, prompts, versions
 from configurable_agents.evaluation.dataset import Dataset, Example, load_dataset
+from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.results import (
     EvaluationResult,
     ExampleResult,
@@ -63,6 +70,14 @@ def _invoker(app: Runnable[Any, Any] | Invoke) -> Invoke:
     if isinstance(app, Runnable):
         return lambda inputs, config: app.invoke(inputs, config)  # type: ignore[arg-type]
     return app
+
+
+_WORKFLOW_KEYS = frozenset({"workflow_name", "workflow_version", "ca_params", "ca_metrics",
+                            "ca_artifacts", _CA_TAGS})
+
+
+def _judge_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metadata.items() if k not in _WORKFLOW_KEYS}
 
 
 def _merge_metadata(base: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
@@ -143,52 +158,70 @@ def _evaluate(
     config = handler.config
     if not config.enabled:
         raise EvaluationError("evaluation needs MLflow: set observability.mlflow.enabled: true")
-    mlflow.set_tracking_uri(config.tracking_uri)
-    experiment = mlflow.set_experiment(config.experiment_name)
-    client = MlflowClient(config.tracking_uri)
+    try:  # the experiment the example runs go to: a tenant template resolved, never literal
+        client, experiment_id = experiments.experiment_for(handler, metadata)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    redact = handler.redact
     name = workflow_name or handler.workflow_name or getattr(app, "name", None) or "app"
     version = workflow_version or handler.workflow_version or ""
     model_id = None
     if link_model and version:
-        model_id = versions.ensure_logged_model(client, experiment.experiment_id, name, version)
+        model_id = versions.ensure_logged_model(client, experiment_id, redact(name),
+                                                redact(version))
     invoke = _invoker(app)
     judge_handler = None
     if any(getattr(s, "uses_model", False) for s in scorers):
         judge_handler = MLflowCallbackHandler(config, workflow_name=f"{name}_judge",
                                               workflow_version=version or None)
-    with mlflow.start_run(run_name=run_name or f"eval {name} {version} on {data.name}".strip(),
-                          experiment_id=experiment.experiment_id) as run:
-        eval_run_id = run.info.run_id
-        mlflow.set_tags({
-            Tag.KIND: Kind.EVALUATION, Tag.WORKFLOW_NAME: name, Tag.WORKFLOW_VERSION: version,
-            EvalTag.EVAL_DATASET: data.name, EvalTag.EVAL_DATASET_DIGEST: data.digest,
-            EvalTag.EVAL_PRIMARY_SCORER: scorers[0].name,
-        })
-        mlflow.log_params({Param.WORKFLOW_NAME: name, Param.WORKFLOW_VERSION: version,
-                           "dataset": data.name, "scorers": ",".join(s.name for s in scorers)})
+    run = client.create_run(
+        experiment_id,
+        run_name=redact(run_name or f"eval {name} {version} on {data.name}".strip()),
+        tags={Tag.KIND: Kind.EVALUATION, Tag.WORKFLOW_NAME: redact(name),
+              Tag.WORKFLOW_VERSION: redact(version), EvalTag.EVAL_DATASET: redact(data.name),
+              EvalTag.EVAL_DATASET_DIGEST: data.digest,
+              EvalTag.EVAL_PRIMARY_SCORER: scorers[0].name},
+    )
+    eval_run_id = run.info.run_id
+    status = "FAILED"
+    try:
+        client.log_batch(eval_run_id, params=[
+            MlflowParam(Param.WORKFLOW_NAME, redact(name)),
+            MlflowParam(Param.WORKFLOW_VERSION, redact(version)),
+            MlflowParam("dataset", redact(data.name)),
+            MlflowParam("scorers", ",".join(s.name for s in scorers))])
         results = _run_examples(invoke, data, scorers, handler, judge_handler, metadata,
                                 eval_run_id, output_key, name, model_id)
         notes: list[str] = []
         if not _read_back(client, handler, results):
             notes.append(f"some example runs were not written within {EXPORT_WAIT_S:.0f} s; "
                          "their cost, trace and assessments are missing")
-        judge_cost = _judge_cost(client, judge_handler, eval_run_id)
+        judge_cost = _judge_cost(client, judge_handler, eval_run_id, experiment_id)
         metrics = summary_metrics(results)
         if judge_cost is not None:
             metrics[EvalMetric.JUDGE_COST_USD] = judge_cost
         try:
-            mlflow_logging.log_with_mlflow_genai(client, data, results,
-                                                 [s.name for s in scorers], model_id)
+            mlflow_logging.log_with_mlflow_genai(client, eval_run_id, experiment_id, data,
+                                                 results, [s.name for s in scorers], model_id,
+                                                 redact)
         except Exception as exc:  # the metrics and table below still record the result
             notes.append(f"mlflow.genai.evaluate failed: {type(exc).__name__}: {exc}")
-            mlflow.log_input(mlflow_logging.mlflow_dataset(data))
-        mlflow.log_metrics(metrics, model_id=model_id)
-        mlflow_logging.log_table(results)
+            mlflow_logging.log_dataset(client, eval_run_id, data, redact)
+        for key, value in metrics.items():
+            client.log_metric(eval_run_id, key, value, model_id=model_id)
+        mlflow_logging.log_table(client, eval_run_id, results, redact)
         run_ids = [r.run_id for r in results if r.run_id]
         if model_id:
             versions.link_runs(client, model_id, run_ids)
-        prompts.link_prompts(client, [eval_run_id, *run_ids], list(prompt_versions))
-    return EvaluationResult(run_id=eval_run_id, experiment_id=experiment.experiment_id,
+        if prompt_versions:  # MLflow's registry finds the run through the global store
+            run_in_fluent_scope(
+                lambda: prompts.link_prompts(client, [eval_run_id, *run_ids],
+                                             list(prompt_versions)),
+                client.tracking_uri, experiment_id)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(eval_run_id, status)
+    return EvaluationResult(run_id=eval_run_id, experiment_id=experiment_id,
                             dataset=data, examples=results, metrics=metrics,
                             model_id=model_id, judge_cost_usd=judge_cost, notes=notes)
 
@@ -222,7 +255,10 @@ def _run_examples(
             result.output = extract_output(raw, output_key)
             judge_config: dict[str, Any] = {
                 "callbacks": [judge_handler] if judge_handler else [],
-                "metadata": _merge_metadata({}, {**tags, EvalTag.EVAL_ROLE: EvalRole.JUDGE}),
+                # The caller's attribution (tenant_id, user_id...) so the judge's runs land
+                # in the same tenant's experiment; not the app's workflow identity.
+                "metadata": _merge_metadata(_judge_metadata(metadata),
+                                            {**tags, EvalTag.EVAL_ROLE: EvalRole.JUDGE}),
             }
             result.scores = _score_all(scorers, example, result.output, judge_config)
         else:
@@ -254,12 +290,12 @@ def _read_back(client: MlflowClient, handler: MLflowCallbackHandler,
 
 
 def _judge_cost(client: MlflowClient, judge: MLflowCallbackHandler | None,
-                eval_run_id: str) -> float | None:
+                eval_run_id: str, experiment_id: str) -> float | None:
     if judge is None:
         return None
     judge.close(timeout=max(judge.config.flush_timeout_s, EXPORT_WAIT_S))
     runs = client.search_runs(
-        [mlflow.get_experiment_by_name(judge.config.experiment_name).experiment_id],
+        [experiment_id],
         filter_string=f"tags.{EvalTag.EVAL_RUN_ID} = '{eval_run_id}' and "
                       f"tags.{EvalTag.EVAL_ROLE} = '{EvalRole.JUDGE}'",
     )

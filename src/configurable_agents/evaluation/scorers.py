@@ -25,8 +25,12 @@ CORRECT_THRESHOLD = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """A score in [0, 1]; ``unscorable`` when the scorer could not decide (e.g. a judge
+    reply without a structured verdict): it counts as not correct and is counted apart."""
+
     value: float
     rationale: str = ""
+    unscorable: bool = False
 
     @property
     def correct(self) -> bool:

@@ -7,9 +7,10 @@ model inputs, and evaluation metrics are logged against it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput
 
@@ -28,7 +29,11 @@ def model_name(workflow: str, version: str) -> str:
 
 def ensure_logged_model(client: MlflowClient, experiment_id: str, workflow: str,
                         version: str) -> str:
-    """The model id of (workflow, version) in this experiment; created on first use."""
+    """The model id of (workflow, version) in this experiment; created on first use.
+
+    Made as ``mlflow.create_external_model`` makes one (external tag, MLmodel spec,
+    READY), but through ``client``: never MLflow's global tracking URI.
+    """
     name = model_name(workflow, version)
     found = client.search_logged_models(
         experiment_ids=[experiment_id],
@@ -37,13 +42,23 @@ def ensure_logged_model(client: MlflowClient, experiment_id: str, workflow: str,
     )
     if found:
         return found[0].model_id
-    model = mlflow.create_external_model(
-        name=name,
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.models.model import MLMODEL_FILE_NAME
+    from mlflow.models.utils import get_external_mlflow_model_spec
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
+
+    model = client.create_logged_model(
         experiment_id=experiment_id,
+        name=name,
         model_type=MODEL_TYPE,
-        tags={Tag.WORKFLOW_NAME: workflow, Tag.WORKFLOW_VERSION: version},
+        tags={Tag.WORKFLOW_NAME: workflow, Tag.WORKFLOW_VERSION: version,
+              MLFLOW_MODEL_IS_EXTERNAL: "true"},
         params={Param.WORKFLOW_NAME: workflow, Param.WORKFLOW_VERSION: version},
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        get_external_mlflow_model_spec(model).save(str(Path(tmp) / MLMODEL_FILE_NAME))
+        client.log_model_artifacts(model.model_id, tmp)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     return model.model_id
 
 

@@ -8,19 +8,18 @@ runs: a dataset that does not fit fails in a second, naming the example and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow import MlflowClient
-
 from configurable_agents.config.schema import MLFlowConfig
 from configurable_agents.config.workflow import WorkflowConfig, load_workflow
+from configurable_agents.evaluation import experiments
 from configurable_agents.evaluation.dataset import Dataset, DatasetError, load_dataset
+from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.prompts import register_workflow_prompts
 from configurable_agents.evaluation.results import EvaluationResult
-from configurable_agents.evaluation.runner import evaluate
+from configurable_agents.evaluation.runner import EvaluationError, evaluate
 from configurable_agents.evaluation.scorers import Scorer
 from configurable_agents.names import Param
 from configurable_agents.observability import MLflowCallbackHandler
@@ -45,6 +44,22 @@ def mlflow_config(workflow: WorkflowConfig, tracking_uri: str | None,
     return base.model_copy(update=update)
 
 
+def _register_prompts(handler: MLflowCallbackHandler, flow: WorkflowConfig,
+                      metadata: Mapping[str, Any]) -> list[Any]:
+    """Register the node prompts, listed under the evaluation's experiment.
+
+    MLflow lists a prompt under the experiment that is active when it is registered, so
+    the call runs in a fluent scope that restores the app's MLflow state afterwards.
+    """
+    try:
+        client, experiment_id = experiments.experiment_for(handler, metadata)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    return run_in_fluent_scope(
+        lambda: register_workflow_prompts(client, flow, handler.redact),
+        client.tracking_uri, experiment_id)
+
+
 def check_inputs(workflow: WorkflowConfig, dataset: Dataset) -> None:
     for example in dataset.examples:
         try:
@@ -64,8 +79,13 @@ def evaluate_workflow(
     experiment: str | None = None,
     output_key: str | None = None,
     register_prompts: bool | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Run the workflow on every example and log one evaluation run (see :func:`evaluate`)."""
+    """Run the workflow on every example and log one evaluation run (see :func:`evaluate`).
+
+    ``metadata`` is added to every example's invocation metadata (e.g. ``tenant_id`` for
+    a ``{tenant_id}_qa`` experiment); the workflow's own keys win.
+    """
     flow = workflow if isinstance(workflow, WorkflowConfig) else load_workflow(workflow)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     check_inputs(flow, data)
@@ -74,25 +94,23 @@ def evaluate_workflow(
     app = build_graph(flow, default_factory(demo=use_demo,
                                             timeout=execution.timeout if execution else None))
     config = mlflow_config(flow, tracking_uri, experiment)
-    prompt_versions: list[Any] = []
-    if config.register_prompts if register_prompts is None else register_prompts:
-        # MLflow lists a prompt under the experiment that is active when it is registered.
-        mlflow.set_tracking_uri(config.tracking_uri)
-        mlflow.set_experiment(config.experiment_name)
-        prompt_versions = register_workflow_prompts(MlflowClient(config.tracking_uri), flow)
     demo_tag = use_demo or any(flow.node_llm(n).provider == "demo" for n in flow.nodes)
+    run_metadata = {**dict(metadata or {}), **invocation_metadata(flow, demo=demo_tag)}
     handler = MLflowCallbackHandler(
         config, workflow_name=flow.flow.name, workflow_version=flow.flow.version,
         params={Param.GLOBAL_MODEL: flow.llm.model,
                 Param.GLOBAL_TEMPERATURE: flow.llm.temperature},
     )
     try:
+        prompt_versions: list[Any] = []
+        if config.register_prompts if register_prompts is None else register_prompts:
+            prompt_versions = _register_prompts(handler, flow, run_metadata)
         return evaluate(
             lambda inputs, run_config: app.invoke(prepare_inputs(flow, inputs), run_config),
             data, scorers, handler=handler,
             workflow_name=flow.flow.name, workflow_version=flow.flow.version,
             output_key=output_key or (flow.output_fields[-1] if flow.output_fields else None),
-            metadata=invocation_metadata(flow, demo=demo_tag),
+            metadata=run_metadata,
             prompt_versions=prompt_versions,
         )
     finally:

@@ -33,6 +33,7 @@ from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.facts.build import FactOptions
 from configurable_agents.observability.facts.builder import FactsBuilder
 from configurable_agents.observability.pipeline import Pipeline
+from configurable_agents.observability.privacy.tenancy import resolve_experiment_name
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.registry import build_sinks
 
@@ -93,6 +94,7 @@ class MLflowCallbackHandler(CallbackRecorder):
             pricing=pricing if pricing is not None else self.config.pricing,
             redactor=redactor,
         )
+        self._facts_builder = builder
         self._pipeline = Pipeline(self.config, all_sinks, builder, self._diagnostics)
         super().__init__(
             enabled=bool(all_sinks),
@@ -150,6 +152,18 @@ class MLflowCallbackHandler(CallbackRecorder):
         return text.replace(uri, self.config.display_tracking_uri) if uri in text else text
 
     # ---- public API ---------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` as this handler's sinks would write it (redacted when ``redact_pii`` is
+        on or a redactor was given). For what is written beside the handler's runs, such as
+        an evaluation's tables and assessments, so nothing bypasses the same redactor."""
+        redact = self._facts_builder.redact
+        return redact(text) if redact is not None else text
+
+    def experiment_name_for(self, metadata: Mapping[str, Any]) -> str:
+        """The experiment an invocation with ``metadata`` is logged to (a ``{tenant_id}``
+        template resolved); ValueError (TenantError) for a missing or unsafe value."""
+        return resolve_experiment_name(self.config.experiment_name, metadata)
 
     @property
     def enabled(self) -> bool:

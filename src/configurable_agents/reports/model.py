@@ -20,16 +20,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from configurable_agents.names import NODE_RUN_PREFIX, Param, Status, Tag
+from configurable_agents.reports.scores import ScoreStat, summarize_scores
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 MISSING = "(none)"
 GROUP_KEYS: tuple[str, ...] = (
-    "workflow", "workflow_version", "model", "node", "user", "team", "tenant", "day", "status",
+    "workflow", "workflow_version", "model", "node", "user", "team", "tenant", "session", "day",
+    "status",
 )
 NODE_KEYS = frozenset({"model", "node"})
 _ATTRIBUTION_TAGS = {"user": Tag.USER_ID, "team": Tag.TEAM, "tenant": Tag.TENANT_ID}
+# A conversation: LangGraph's thread_id, else a session_id in the invocation metadata.
+_SESSION_TAGS = (Tag.THREAD_ID, Tag.SESSION_ID)
 
 Outcome = Literal["succeeded", "failed", "killed", "interrupted", "running"]
 _OPEN_STATUSES = frozenset({Status.RUNNING, "SCHEDULED"})
@@ -90,6 +94,8 @@ class RunRow:
     count: int = 1
     # For a rollup row: its node-level rows (read with it; no second search needed).
     rollup_nodes: tuple[RunRow, ...] = field(default=(), repr=False, compare=False)
+    # Feedback and online scores of a workflow run: ``{metric: (mean, count)}`` (reports.scores).
+    scores: Mapping[str, tuple[float, int]] = field(default_factory=dict, repr=False)
 
     @property
     def day(self) -> str:
@@ -123,13 +129,19 @@ class GroupStats:
     duration_p95_s: float | None
     retries: int
     unpriced_runs: int
+    # Feedback and online-evaluation scores (mean, count), shown beside the measures.
+    scores: tuple[ScoreStat, ...] = ()
 
     def measures(self) -> dict[str, Any]:
-        """Every measure by name (the key excluded)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "key"}
+        """Every measure by name (the key and the scores excluded)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_MEASURES}
+
+    def scores_dict(self) -> dict[str, dict[str, float | int]]:
+        return {s.name: s.to_dict() for s in self.scores}
 
 
-MEASURES: tuple[str, ...] = tuple(f.name for f in fields(GroupStats) if f.name != "key")
+_NOT_MEASURES = frozenset({"key", "scores"})
+MEASURES: tuple[str, ...] = tuple(f.name for f in fields(GroupStats) if f.name not in _NOT_MEASURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +188,9 @@ class CostReport:
             "level": self.level,
             "scope": self.scope.to_dict(),
             "total_groups": self.total_groups,
-            "groups": [_group_dict(self.group_by, g) for g in self.groups],
-            "totals": self.totals.measures(),
+            "groups": [{**_group_dict(self.group_by, g), "scores": g.scores_dict()}
+                       for g in self.groups],
+            "totals": {**self.totals.measures(), "scores": self.totals.scores_dict()},
         }
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -280,6 +293,8 @@ def group_value(row: RunRow, key: str) -> str:
         value = row.params.get(Param.NODE_MODEL) if row.kind == "node" else None
     elif key in _ATTRIBUTION_TAGS:
         value = root.tags.get(_ATTRIBUTION_TAGS[key])
+    elif key == "session":
+        value = next((v for t in _SESSION_TAGS if (v := root.tags.get(t))), None)
     elif key == "day":
         value = row.day
     elif key == "status":
@@ -344,6 +359,7 @@ def summarize(rows: Sequence[RunRow], key: tuple[str, ...] = ()) -> GroupStats:
         duration_p95_s=percentile(durations, 95),
         retries=round(sum(r.retries for r in rows)),
         unpriced_runs=sum(r.count for r in rows if not r.priced),
+        scores=summarize_scores(r.scores for r in rows if r.kind == "workflow"),
     )
 
 

@@ -34,6 +34,7 @@ from configurable_agents.reports.model import (
     GroupStats,
     ReportScope,
 )
+from configurable_agents.reports.scores import score_names
 
 _Fmt = Callable[[Any], str]
 
@@ -157,12 +158,23 @@ def cost_table(report: CostReport) -> Table:
         table.add_column(literal(key), no_wrap=True)
     for measure in measures:
         table.add_column(COLUMNS[measure][0], justify="right", no_wrap=True)
+    scores = score_names([report.totals.scores])
+    for name in scores:
+        table.add_column(literal(f"{name} (n)"), justify="right", no_wrap=True)
     for group in report.groups:
-        table.add_row(*map(literal, group.key), *_cells(group, measures))
+        table.add_row(*map(literal, group.key), *_cells(group, measures),
+                      *_score_cells(group, scores))
     table.add_section()
     table.add_row("TOTAL", *[""] * (len(report.group_by) - 1),
-                  *_cells(report.totals, measures), style="bold")
+                  *_cells(report.totals, measures), *_score_cells(report.totals, scores),
+                  style="bold")
     return table
+
+
+def _score_cells(stats: GroupStats, names: Iterable[str]) -> list[str]:
+    by_name = {s.name: s for s in stats.scores}
+    return [f"{by_name[n].mean:.3f} ({by_name[n].count:,})" if n in by_name else "-"
+            for n in names]
 
 
 def _cells(stats: GroupStats, measures: Iterable[str]) -> list[str]:
@@ -206,11 +218,16 @@ def cost_report_json(report: CostReport) -> str:
 def cost_report_csv(report: CostReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([*map(csv_cell, report.group_by), *MEASURES])
+    scores = score_names([report.totals.scores])
+    writer.writerow([*map(csv_cell, report.group_by), *MEASURES,
+                     *(csv_cell(f"{n}{suffix}") for n in scores for suffix in ("_mean", "_count"))])
     for group in report.groups:
         measures = group.measures()
+        by_name = {s.name: s for s in group.scores}
         writer.writerow([*map(csv_cell, group.key),
-                         *("" if measures[m] is None else measures[m] for m in MEASURES)])
+                         *("" if measures[m] is None else measures[m] for m in MEASURES),
+                         *(v for n in scores for v in (
+                             (by_name[n].mean, by_name[n].count) if n in by_name else ("", "")))])
     return buffer.getvalue()
 
 

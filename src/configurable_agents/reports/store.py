@@ -39,6 +39,7 @@ from configurable_agents.reports.access import (
 from configurable_agents.reports.db import DatabaseReader
 from configurable_agents.reports.model import RunRow, outcome_of
 from configurable_agents.reports.rollups import rollup_rows, unique_rollups
+from configurable_agents.reports.scores import run_scores
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -160,6 +161,7 @@ def _row(run: StoredRun, kind: Literal["workflow", "node"]) -> RunRow:
         params=params,
         run_name=run.run_name,
         parent_id=tags.get(Tag.MLFLOW_PARENT_RUN_ID),
+        scores=run_scores(metrics) if kind == Kind.WORKFLOW else {},
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from langgraph.constants import TAG_HIDDEN
+
 from configurable_agents.names import InterruptKind
 from configurable_agents.observability.capture.control_flow import (
     FALLBACKS_RUN_NAME,
@@ -32,7 +34,13 @@ from configurable_agents.observability.capture.tree import (
 
 
 class ChainEvents(RunTree):
-    """Graph invocations, LangGraph nodes (with RetryPolicy reruns) and subgraphs."""
+    """Graph invocations, LangGraph nodes (with RetryPolicy reruns) and subgraphs.
+
+    A task LangGraph hides (``langsmith:hidden``: the ``__start__`` task that runs a
+    conditional edge from START, e.g. ``create_swarm``'s router) is no node: LangGraph's
+    own ``tasks`` stream and debug output omit it. Whatever runs inside it (a router that
+    calls a model) still counts, on the enclosing node or the workflow.
+    """
 
     # ---- chain events ---------------------------------------------------------------------
 
@@ -54,7 +62,7 @@ class ChainEvents(RunTree):
         parent = self._parent(parent_run_id)
         if parent is None:
             self._start_workflow(run_id, "chain", name, metadata, tags, inputs)
-            self._mark_fallbacks(run_id, name)
+            self._mark_fallbacks(run_id, name, parent_run_id)
             return
         workflow, node = parent.workflow, parent.node
         md = metadata or {}
@@ -63,6 +71,7 @@ class ChainEvents(RunTree):
         if (
             graph_node is not None
             and name == graph_node
+            and not (tags and TAG_HIDDEN in tags)
             and (node is None or node.node_id != graph_node or node.checkpoint_ns != checkpoint_ns)
         ):
             node = self._start_node(workflow, node, run_id, graph_node, md, inputs)
@@ -73,13 +82,23 @@ class ChainEvents(RunTree):
             if name in _PROMPT_TEMPLATE_NAMES and serialized:
                 (node or self._direct(workflow)).prompt_templates.append(serialized)
         workflow.run_ids.append(run_id)
-        self._runs[run_id] = _Entry(workflow, node)
-        self._mark_fallbacks(run_id, name)
+        self._runs[run_id] = _Entry(workflow, node, parent=parent)
+        self._mark_fallbacks(run_id, name, parent_run_id)
 
-    def _mark_fallbacks(self, run_id: UUID, name: str | None) -> None:
+    def _mark_fallbacks(self, run_id: UUID, name: str | None, outer: UUID | None) -> None:
         """Count the children of a ``with_fallbacks`` run: each after the first is a fallback."""
         if name == FALLBACKS_RUN_NAME:
-            self._runs[run_id].attempts = 0
+            entry = self._runs[run_id]
+            entry.attempts = 0
+            entry.outer = outer
+
+    def _fallbacks_answered(self, entry: _Entry) -> None:
+        """A ``with_fallbacks`` run returned: mark the model call that answered after a failure."""
+        call = entry.last_call
+        if entry.attempts is not None and entry.attempts > 1 and call is not None and (
+            call.error is None
+        ):
+            call.fallback_answer = True
 
     def _start_node(
         self,
@@ -138,6 +157,8 @@ class ChainEvents(RunTree):
             self._ended_ignored(run_id)
             return
         workflow, node = entry.workflow, entry.node
+        if entry.attempts is not None:
+            self._fallbacks_answered(entry)
         if workflow.run_id == run_id:
             workflow.outputs = _shallow_copy(outputs)
             workflow.status = "FINISHED"

@@ -65,7 +65,11 @@ class ModelEvents(RunTree):
             retry_attempt=attempt,
         )
         (node or self._direct(workflow)).llm_calls.append(call)
-        self._runs[run_id] = _Entry(workflow, node, call)
+        entry = self._runs[run_id] = _Entry(workflow, node, call, parent=parent)
+        wrapper = entry.fallback
+        while wrapper is not None:  # the latest call of each enclosing with_fallbacks attempt
+            wrapper.last_call = call
+            wrapper = wrapper.fallback
 
     @_never_raise
     def on_chat_model_start(

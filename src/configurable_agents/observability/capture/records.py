@@ -35,6 +35,8 @@ class LLMCallRecord:
     response: Any = None  # LLMResult
     error: BaseException | None = None
     retry_attempt: int = 1
+    # This call answered a `with_fallbacks` after an earlier candidate failed.
+    fallback_answer: bool = False
 
 
 @dataclass(slots=True)
@@ -110,6 +112,10 @@ class WorkflowRecord:
     # Caller-side context a sink takes in Sink.on_start (e.g. the app's active
     # OpenTelemetry span), keyed by sink name; read later on that sink's worker.
     sink_state: dict[str, Any] = field(default_factory=dict)
+    # The name and version given in code (handler arguments, else the graph's own name),
+    # never from invocation metadata: what a bounded label (Prometheus) can trust.
+    configured_name: str = ""
+    configured_version: str | None = None
     # Written by the exporter thread only.
     mlflow_run_id: str | None = None
     experiment_id: str | None = None

@@ -54,7 +54,7 @@ class ToolEvents(RunTree):
             run_id=run_id, name=name, start_ns=now_ns(), input=tool_input, kind=kind
         )
         (node or self._direct(workflow)).tool_calls.append(call)
-        self._runs[run_id] = _Entry(workflow, node, call)
+        self._runs[run_id] = _Entry(workflow, node, call, parent=parent)
 
     def _end_tool(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
         entry = self._runs.get(run_id)

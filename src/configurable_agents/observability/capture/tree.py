@@ -77,21 +77,30 @@ class _Entry:
     """Where a LangChain run belongs: its workflow, innermost node, and own record.
 
     ``attempts`` counts the children a ``with_fallbacks`` run started (None for other runs):
-    each one after the first is a fallback.
+    each one after the first is a fallback. Such a run also keeps ``outer`` (the parent id
+    langchain-core gave it, which its children wrongly inherit) and ``last_call`` (the
+    latest model call of the current attempt: the one that answered if the attempt
+    succeeds). ``fallback`` is the innermost ``with_fallbacks`` run this run is inside.
     """
 
-    __slots__ = ("attempts", "node", "record", "workflow")
+    __slots__ = ("attempts", "fallback", "last_call", "node", "outer", "record", "workflow")
 
     def __init__(
         self,
         workflow: WorkflowRecord,
         node: NodeRecord | None,
         record: LLMCallRecord | ToolCallRecord | None = None,
+        parent: _Entry | None = None,
     ) -> None:
         self.workflow = workflow
         self.node = node
         self.record = record
         self.attempts: int | None = None
+        self.outer: UUID | None = None
+        self.last_call: LLMCallRecord | None = None
+        self.fallback: _Entry | None = (
+            None if parent is None else parent if parent.attempts is not None else parent.fallback
+        )
 
 
 class RunTree(GraphCallbackHandler):
@@ -165,6 +174,8 @@ class RunTree(GraphCallbackHandler):
             metadata=dict(metadata),
             tags=list(tags or ()),
             inputs=_shallow_copy(inputs),
+            configured_name=str(self.workflow_name or name or kind),
+            configured_version=_opt_str(self.workflow_version),
         )
         workflow.run_ids.append(run_id)
         self._runs[run_id] = _Entry(workflow, None)
@@ -193,16 +204,30 @@ class RunTree(GraphCallbackHandler):
         return workflow.direct
 
     def _parent(self, parent_run_id: UUID | None) -> _Entry | None:
-        """The tracked parent; when LangChain passed none, the run it is running inside."""
+        """The tracked parent of a starting run (counting ``with_fallbacks`` attempts).
+
+        langchain-core's ``RunnableWithFallbacks`` calls each candidate with the *caller's*
+        config, so the candidate names the fallbacks run's own parent (or none at the root)
+        as its parent; the fallbacks run is in the ``var_child_runnable_config`` context.
+        """
+        runs = self._runs
+        if not runs:
+            return None
+        context = contextual_parent(runs, self)
         if parent_run_id is None:
-            if not self._runs:
+            if context is None:
                 return None
-            parent_run_id = contextual_parent(self._runs, self)
-            if parent_run_id is None:
-                return None
-        entry = self._runs.get(parent_run_id)
+            parent_run_id = context
+        elif context is not None and context != parent_run_id:
+            wrapper = runs.get(context)
+            if wrapper is not None and wrapper.attempts is not None and (
+                wrapper.outer == parent_run_id
+            ):
+                parent_run_id = context  # a fallback inside a chain, a node or a subgraph
+        entry = runs.get(parent_run_id)
         if entry is not None and entry.attempts is not None:
             entry.attempts += 1
+            entry.last_call = None
             if entry.attempts > 1:
                 entry.workflow.fallbacks += 1
         return entry

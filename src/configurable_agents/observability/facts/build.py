@@ -99,6 +99,8 @@ def build_facts(
         nodes=nodes,
         direct=direct,
         sink_state=MappingProxyType(workflow.sink_state),
+        configured_name=clean.text(workflow.configured_name),
+        configured_version=clean.opt(workflow.configured_version),
         metadata_text=MappingProxyType(_metadata_text(workflow.metadata, clean)),
     )
 

@@ -51,7 +51,9 @@ def price_call(
     usage = extract_usage(response) if response is not None else None
     hint = None
     if usage is None and response is not None:
-        hint = missing_stream_usage_hint(response, provider=provider)
+        hint = missing_stream_usage_hint(
+            response, provider=provider, streamed=call.first_token_ns is not None
+        )
         usage = estimate_usage([prompt_text], [response_text], model)
     usage = usage or TokenUsage()
     breakdown = None
@@ -109,6 +111,7 @@ def price_call(
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
         else None,
         error=error_facts(call.error, clean),
+        fallback_answer=call.fallback_answer,
     )
 
 

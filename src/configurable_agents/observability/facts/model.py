@@ -86,6 +86,8 @@ class CallFacts:
     temperature: float | None
     max_tokens: int | None
     error: ErrorFacts | None
+    # It answered a ``with_fallbacks`` after an earlier candidate failed: the answering model.
+    fallback_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,10 @@ class WorkflowFacts:
     # Not kept by sampling: sinks count it, MLflow folds it into a rollup run.
     sampled_out: bool = False
     warnings: tuple[str, ...] = field(default=())
+    # The name and version given in code (handler arguments, else the graph's own name),
+    # never from invocation metadata: what a bounded label (Prometheus) may trust.
+    configured_name: str = ""
+    configured_version: str | None = None
 
     @property
     def langchain_run_id(self) -> str:

@@ -228,19 +228,23 @@ def model_name_from_response(obj: Any) -> str | None:
     return None
 
 
-def missing_stream_usage_hint(obj: Any, *, provider: str | None = None) -> str | None:
+def missing_stream_usage_hint(
+    obj: Any, *, provider: str | None = None, streamed: bool = False
+) -> str | None:
     """A user hint when an OpenAI-compatible *streamed* response carried no usage.
 
     ChatOpenAI sends ``stream_options.include_usage`` only when ``stream_usage`` is
     True, and it defaults to True only for the default OpenAI base URL, so a proxy,
     gateway or self-hosted server yields streamed messages without usage. Detect it
     from the result itself: a chunk (streamed) from ``model_provider == "openai"``
-    (or ``provider``) whose usage is missing. Returns None when nothing is wrong.
+    (or ``provider``) whose usage is missing. ``streamed`` says the call streamed
+    tokens even though its result is a plain message: ``invoke`` streams under
+    LangGraph's ``stream_mode="messages"`` and merges the chunks into an ``AIMessage``.
+    Returns None when nothing is wrong.
     """
     pairs = _messages(obj)
     if not pairs or extract_usage(obj) is not None:
         return None
-    streamed = False
     from_openai = (provider or "").lower() in {"openai", "azure", "azure_openai"}
     for message, _ in pairs:
         if message is None:

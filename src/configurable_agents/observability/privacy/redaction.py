@@ -40,7 +40,6 @@ numbers unless a context word (``SSN``) or a ``+`` says so.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import threading
@@ -49,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from configurable_agents.config.redaction_config import DETECTOR_NAMES, RedactionConfig
+from configurable_agents.config.trusted_code import load_callable
 from configurable_agents.observability.privacy.checks import (
     Validator,
     iban_is_valid,
@@ -94,19 +94,6 @@ assert tuple(d.name for d in BUILTINS) == DETECTOR_NAMES, "update config/redacti
 # --------------------------------------------------------------------------- config
 
 
-def _import_callable(path: str) -> Callable[[str], str]:
-    module_name, _, attr = path.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"redaction custom {path!r} cannot be imported: {exc}") from None
-    if not callable(target):
-        raise ValueError(f"redaction custom {path!r} is not callable")
-    return target
-
-
 # ------------------------------------------------------------------------- redactor
 
 
@@ -130,7 +117,7 @@ class Redactor:
         self.config = config
         self._allow = frozenset(config.allow_list)
         if custom is None and config.custom:
-            custom = _import_callable(config.custom)
+            custom = load_callable(config.custom)
         self._custom = custom
         self._detectors = self._build(config)
         self._gate = gate_pattern(self._detectors)

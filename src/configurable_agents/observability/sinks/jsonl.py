@@ -28,6 +28,8 @@ from configurable_agents.observability.facts.model import (
 from configurable_agents.observability.sinks.base import Sink
 
 FORMAT_VERSION = 2
+_OPEN_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
 
 
 def facts_to_dict(facts: WorkflowFacts, *, include_artifacts: bool = False) -> dict[str, Any]:
@@ -156,7 +158,9 @@ class JsonlSink(Sink):
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: each write lands whole at the end, even with other processes.
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # O_NOFOLLOW: a symlink planted at the path is refused (ELOOP), never followed,
+            # and a dangling link's target is never created (as the spool opens its files).
+            fd = os.open(self.path, _OPEN_FLAGS, 0o600)
             try:
                 os.write(fd, data)
             finally:

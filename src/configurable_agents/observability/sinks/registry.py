@@ -7,8 +7,16 @@ until they are used.
 
 from __future__ import annotations
 
+import importlib
+
 from configurable_agents.config.schema import MLFlowConfig, ObservabilityConfig
 from configurable_agents.observability.sinks.base import Sink
+
+# Online evaluation runs the evaluation package's scorers, and evaluation is built on this
+# package's public handler: the online-evaluation sink lives above both
+# (configurable_agents.online_eval) and is loaded by name, only when enabled, so the
+# observability layer keeps no import of it (and of LangChain models or the judge).
+ONLINE_EVAL_MODULE = "configurable_agents.online_eval.sink"
 
 
 def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]:
@@ -30,4 +38,8 @@ def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]
         from configurable_agents.observability.sinks.prometheus import PrometheusSink
 
         sinks.append(PrometheusSink(config.prometheus))
+    if config.online_eval is not None and config.online_eval.enabled:
+        module = importlib.import_module(ONLINE_EVAL_MODULE)
+        cap = config.prometheus.max_label_values if config.prometheus is not None else 50
+        sinks.append(module.OnlineEvalSink(config.online_eval, mlflow, prometheus_cap=cap))
     return sinks

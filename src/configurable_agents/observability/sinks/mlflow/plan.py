@@ -108,6 +108,10 @@ def _parent(facts: WorkflowFacts, options: PlanOptions, common: dict[str, str]) 
         params[Param.GLOBAL_MODEL] = facts.global_model
     if facts.global_temperature is not None:
         params[Param.GLOBAL_TEMPERATURE] = facts.global_temperature
+    if facts.direct is not None:  # no node layer (a chain, a top-level DSPy agent): tools here
+        tools = tool_names(facts.direct, facts.direct.calls)
+        if tools:
+            params[Param.TOOLS] = json.dumps(tools)
     params.update(facts.params)
     _set_params(plan, _merge_caller(params, facts.caller.params), options)
     plan.metrics.update({
@@ -259,6 +263,9 @@ def usage_tags(calls: Iterable[CallFacts]) -> dict[str, str]:
         tags[Tag.USAGE_HINT] = hints[0][:MAX_TAG_VALUE]
     if any(c.usage.llm_cache_hit for c in calls):
         tags[Tag.LLM_CACHE_HIT] = "true"
+    answered = sorted({c.model or "<unknown model>" for c in calls if c.fallback_answer})
+    if answered:
+        tags[Tag.FALLBACK_MODEL] = ",".join(answered)[:MAX_TAG_VALUE]
     return tags
 
 

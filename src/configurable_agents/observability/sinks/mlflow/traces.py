@@ -210,9 +210,16 @@ class TraceWriter:
                 return
             experiment = self.client.get_experiment(experiment_id)
             if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
-                self.client.set_experiment_tag(
-                    experiment_id, EXPERIMENT_KIND_TAG, GENAI_EXPERIMENT_KIND
-                )
+                try:
+                    self.client.set_experiment_tag(
+                        experiment_id, EXPERIMENT_KIND_TAG, GENAI_EXPERIMENT_KIND
+                    )
+                except Exception:
+                    # Another handler (a judge's, an evaluation's) set it first: on sqlite
+                    # the second insert fails on the unique key. Fine if the tag is there.
+                    tags = self.client.get_experiment(experiment_id).tags or {}
+                    if EXPERIMENT_KIND_TAG not in tags:
+                        raise
             self._experiments_checked.add(experiment_id)
 
 

@@ -14,11 +14,9 @@ import os
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -28,6 +26,9 @@ from configurable_agents.names import Kind, Tag
 from configurable_agents.observability.sinks.mlflow.clean import clean_plan
 from configurable_agents.observability.sinks.mlflow.keys import safe_artifact_name
 from configurable_agents.observability.sinks.run_plan import RunPlan
+from configurable_agents.tracking.artifacts import (
+    default_artifact_location as _default_artifact_location,
+)
 from configurable_agents.tracking.uri import prepare_tracking_uri
 
 # MLflow's log_batch limits per call.
@@ -258,17 +259,3 @@ def _batches(
         room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
         m, metrics = metrics[:room], metrics[room:]
         yield m, p, t
-
-
-def _default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
-    """Keep a sqlite store's artifacts beside its database, not in the process's cwd."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db_path = Path(urlsplit(tracking_uri).path)
-    if tracking_uri.startswith("sqlite:////"):
-        db_path = Path("/" + str(db_path).lstrip("/"))
-    else:
-        db_path = Path(tracking_uri[len("sqlite:///") :])
-    root = db_path.resolve().parent / "mlartifacts"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment_name)
-    return (root / f"{safe}-{int(time.time() * 1000)}-{os.getpid()}").as_uri()

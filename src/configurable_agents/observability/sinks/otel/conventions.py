@@ -29,6 +29,7 @@ USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
+USER_ID: Final = "user.id"  # general semantic conventions (the end user)
 WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 AGENT_NAME: Final = "gen_ai.agent.name"
 AGENT_ID: Final = "gen_ai.agent.id"
@@ -65,6 +66,8 @@ RETRY_ATTEMPT: Final = "configurable_agents.retry_attempt"  # Runnable.with_retr
 LLM_CACHE_HIT: Final = "configurable_agents.llm_cache_hit"
 STEP: Final = "configurable_agents.langgraph_step"
 INTERRUPT_EVENT: Final = "configurable_agents.interrupt"
+# Caller attributes (ca_tags...) left off a span to keep ours within the span limit.
+CALLER_ATTRIBUTES_DROPPED: Final = "configurable_agents.caller_attributes_dropped"
 RETRY_EVENT: Final = "configurable_agents.retry"
 
 # ls_provider (LangChain) -> gen_ai.provider.name (well-known values of the conventions).

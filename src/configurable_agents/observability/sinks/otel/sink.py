@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from configurable_agents.config.otel_config import OTelConfig
@@ -47,7 +47,11 @@ class OTelSink(Sink):
         self.queue_size = config.queue_size
         inner = exporter if exporter is not None else otlp_exporter(config)
         self._exporter = CountingExporter(inner)
-        self._provider = TracerProvider(resource=service_resource(config), shutdown_on_exit=False)
+        # The SDK's limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT...), read once: the span builder
+        # keeps each span within them so none of our attributes is evicted.
+        self._limits = SpanLimits()
+        self._provider = TracerProvider(resource=service_resource(config), shutdown_on_exit=False,
+                                        span_limits=self._limits)
         self._provider.add_span_processor(BatchSpanProcessor(self._exporter))
         self._tracer = self._provider.get_tracer(INSTRUMENTATION_NAME)
         self._lock = threading.Lock()
@@ -66,7 +70,8 @@ class OTelSink(Sink):
 
     def export(self, facts: WorkflowFacts) -> None:
         parent = facts.sink_state.get(self.name)
-        builder = SpanBuilder(self._tracer, capture_content=self.config.capture_content)
+        builder = SpanBuilder(self._tracer, capture_content=self.config.capture_content,
+                              max_attributes=self._limits.max_span_attributes)
         count = builder.emit(facts, parent if isinstance(parent, trace.SpanContext) else None)
         with self._lock:
             self._emitted += count

@@ -30,17 +30,29 @@ from configurable_agents.observability.facts.model import (
 from configurable_agents.observability.sinks.otel import content
 from configurable_agents.observability.sinks.otel import conventions as cv
 
+# At most this many caller attributes per span, and never more than the span limit leaves.
+MAX_CALLER_ATTRIBUTES = 32
+
 
 class SpanBuilder:
     """Emits one workflow's spans on ``tracer``; returns how many it ended."""
 
-    def __init__(self, tracer: Tracer, *, capture_content: bool) -> None:
+    def __init__(self, tracer: Tracer, *, capture_content: bool,
+                 max_attributes: int | None = None) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
+        # The provider's span attribute limit: the SDK evicts the *oldest* attribute past it
+        # (our operation name, workflow name...) and logs a warning per eviction, so we
+        # never reach it: caller attributes get what our own attributes leave.
+        self.max_attributes = max_attributes
         self._conversation: str | None = None
+        self._user: str | None = None
 
     def emit(self, facts: WorkflowFacts, parent: SpanContext | None) -> int:
-        self._conversation = facts.attribution.get("thread_id")
+        # A conversation: LangGraph's thread_id, else the app's session_id metadata.
+        self._conversation = (facts.attribution.get(Tag.THREAD_ID)
+                              or facts.attribution.get(Tag.SESSION_ID))
+        self._user = facts.attribution.get(Tag.USER_ID)
         context = (
             trace.set_span_in_context(trace.NonRecordingSpan(parent), Context())
             if parent is not None and parent.is_valid
@@ -58,6 +70,7 @@ class SpanBuilder:
         if facts.interrupted:
             root.add_event(cv.INTERRUPT_EVENT, timestamp=facts.end_ns)
         self._status(root, facts.error)
+        self._set_caller(root, caller_attributes(facts))
         count = 1
         root_context = trace.set_span_in_context(root, Context())
         if facts.direct is not None:
@@ -183,7 +196,23 @@ class SpanBuilder:
         attributes: dict[str, Any] = {cv.OPERATION_NAME: operation}
         if self._conversation:
             attributes[cv.CONVERSATION_ID] = self._conversation
+        if self._user:
+            attributes[cv.USER_ID] = self._user
         return attributes
+
+    def _set_caller(self, span: Span, caller: dict[str, Any]) -> None:
+        """Caller attributes last, within what the span limit leaves after ours."""
+        if not caller:
+            return
+        budget = MAX_CALLER_ATTRIBUTES
+        if self.max_attributes is not None:
+            used = len(getattr(span, "attributes", None) or {})
+            budget = min(budget, self.max_attributes - used - 1)  # 1: the dropped count
+        budget = max(budget, 0)
+        keys = sorted(caller)
+        span.set_attributes({key: caller[key] for key in keys[:budget]})
+        if len(keys) > budget:
+            span.set_attribute(cv.CALLER_ATTRIBUTES_DROPPED, len(keys) - budget)
 
     @staticmethod
     def _status(span: Span, error: ErrorFacts | None) -> None:
@@ -223,9 +252,14 @@ def workflow_attributes(facts: WorkflowFacts) -> dict[str, Any]:
         attributes[cv.ours(Tag.UNPRICED_MODELS)] = ",".join(totals.unpriced_models)
     if totals.tokens_estimated:
         attributes[cv.TOKENS_ESTIMATED] = True
-    for key, value in facts.caller.tags.items():  # after ours: never replaces one
-        attributes.setdefault(cv.ours(key), value)
     return attributes
+
+
+def caller_attributes(facts: WorkflowFacts) -> dict[str, Any]:
+    """The caller's tags (``ca_tags``), namespaced; set last, within a budget, and never
+    in place of one of ours."""
+    ours = workflow_attributes(facts)
+    return {cv.ours(k): v for k, v in facts.caller.tags.items() if cv.ours(k) not in ours}
 
 
 def node_attributes(node: NodeFacts, facts: WorkflowFacts) -> dict[str, Any]:

@@ -22,11 +22,17 @@ class LabelBudget:
         self._lock = threading.Lock()
         self._on_fold = on_fold
 
-    def fold(self, label: str, value: str, cap: int) -> str:
-        """``value`` itself while the label has room for it, else :data:`OTHER`."""
+    def fold(self, label: str, value: str, cap: int, *, known: bool = False) -> str:
+        """``value`` itself while the label has room for it, else :data:`OTHER`.
+
+        A ``known`` value (a configured workflow name) is never folded and takes no room,
+        so unknown values can never starve it.
+        """
         # Lone surrogates (from os.fsdecode, broken JSON) cannot be encoded and would fail
         # every scrape: keep them as visible escapes.
         value = value[:MAX_VALUE_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+        if known:
+            return value
         with self._lock:
             seen = self._seen.setdefault(label, set())
             if value in seen:

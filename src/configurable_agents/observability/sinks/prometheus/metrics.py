@@ -11,13 +11,15 @@ docs/OBSERVABILITY.md ("Prometheus and alerting") lists every name, type, unit a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from configurable_agents.observability.facts.model import WorkflowFacts
 from configurable_agents.observability.sinks.prometheus.health import ExporterHealthCollector
 from configurable_agents.observability.sinks.prometheus.labels import LabelBudget
+from configurable_agents.observability.sinks.prometheus.series import SeriesBudget
 
 TOKEN_USAGE = "gen_ai_client_token_usage"
 OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
@@ -28,6 +30,7 @@ RETRIES = "configurable_agents_retries_total"
 FALLBACKS = "configurable_agents_fallbacks_total"
 UNPRICED_CALLS = "configurable_agents_unpriced_calls_total"
 LABELS_FOLDED = "configurable_agents_label_values_folded_total"
+QUALITY_SCORE = "configurable_agents_quality_score"
 
 # OpenTelemetry GenAI attribute names, as Prometheus labels.
 OPERATION = "gen_ai_operation_name"
@@ -36,6 +39,7 @@ MODEL = "gen_ai_request_model"
 TOKEN_TYPE = "gen_ai_token_type"
 ERROR_TYPE = "error_type"
 WORKFLOW, VERSION, NODE, STATUS = "workflow", "workflow_version", "node", "status"
+SCORER = "scorer"
 STATUSES = ("FINISHED", "FAILED", "KILLED", "INTERRUPTED")
 
 # The conventions' advisory bucket boundaries.
@@ -45,6 +49,8 @@ OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 # A whole workflow: a cached answer in 100 ms up to a long agent run of an hour.
 WORKFLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1200.0, 1800.0, 3600.0)
+# Scores are in [0, 1]; pass/fail scorers land in the first or the last bucket.
+QUALITY_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class PrometheusMetrics:
@@ -58,6 +64,7 @@ class PrometheusMetrics:
         self,
         registry: CollectorRegistry | None = None,
         attribution_labels: Sequence[str] = (),
+        max_series: int = 5_000,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.attribution_labels = tuple(attribution_labels)
@@ -113,44 +120,82 @@ class PrometheusMetrics:
             "Label values replaced by 'other' because the label reached max_label_values.",
             ["label"], registry=reg,
         )
+        self.quality = Histogram(
+            QUALITY_SCORE,
+            "Online-evaluation score (0..1) of a sampled finished workflow, by scorer.",
+            [WORKFLOW, VERSION, SCORER],
+            buckets=QUALITY_BUCKETS,
+            registry=reg,
+        )
         self.budget = LabelBudget(on_fold=lambda label: self.folded.labels(label).inc())
+        self.series = SeriesBudget(max_series)
+        # Series per label set: a histogram's buckets + +Inf + _sum, _count, _created;
+        # a counter's _total + _created.
+        self._shapes: dict[int, tuple[str, int]] = {
+            id(self.token_usage): (TOKEN_USAGE, len(TOKEN_BUCKETS) + 4),
+            id(self.operation_duration): (OPERATION_DURATION, len(OPERATION_BUCKETS) + 4),
+            id(self.workflow_duration): (WORKFLOW_DURATION, len(WORKFLOW_BUCKETS) + 4),
+            id(self.runs): (WORKFLOW_RUNS, 2), id(self.cost): (COST_USD, 2),
+            id(self.retries): (RETRIES, 2), id(self.fallbacks): (FALLBACKS, 2),
+            id(self.unpriced): (UNPRICED_CALLS, 2),
+            id(self.quality): (QUALITY_SCORE, len(QUALITY_BUCKETS) + 4),
+        }
         # Not in ``registry``: the endpoint adds it (in multi-process mode, beside the files).
         self.health = ExporterHealthCollector()
         self._run_keys: set[tuple[str, ...]] = set()
 
-    def observe(self, facts: WorkflowFacts, cap: int) -> None:
-        """Count one finished workflow; every free-form label value goes through the budget."""
+    def _child(self, family: Any, labels: Sequence[tuple[str, bool]]) -> Any:
+        """``family.labels(...)`` for a label set the series budget admits.
 
-        def fold(label: str, value: object) -> str:
-            return self.budget.fold(label, "" if value is None else str(value), cap)
+        Each label is ``(value, keep)``: ``keep`` values survive an overflow (see series.py).
+        """
+        name, cost = self._shapes[id(family)]
+        values = self.series.admit(name, [v for v, _ in labels], [k for _, k in labels], cost)
+        return family.labels(*values)
 
-        workflow = fold(WORKFLOW, facts.name)
-        version = fold(VERSION, facts.version)
+    def observe(self, facts: WorkflowFacts, cap: int, *, known: Collection[str] = (),
+                metadata_names: bool = False) -> None:
+        """Count one finished workflow; every free-form label value goes through the budgets.
+
+        The workflow and version labels come from the handler's configuration (or the
+        graph's name) unless ``metadata_names``; ``known`` names are never folded.
+        """
+
+        def fold(label: str, value: object) -> tuple[str, bool]:
+            return self.budget.fold(label, "" if value is None else str(value), cap), False
+
+        name, version = facts.name, facts.version
+        if not metadata_names and facts.configured_name:
+            name, version = facts.configured_name, facts.configured_version
+        trusted = name == facts.configured_name or name in known
+        workflow = (self.budget.fold(WORKFLOW, name, cap, known=trusted), trusted)
+        fixed = version == facts.configured_version
+        ver = (self.budget.fold(VERSION, version or "", cap, known=fixed), fixed)
         who = [
-            fold(name, facts.attribution.get(name) or facts.metadata_text.get(name, ""))
-            for name in self.attribution_labels
+            fold(label, facts.attribution.get(label) or facts.metadata_text.get(label, ""))
+            for label in self.attribution_labels
         ]
 
-        key = (workflow, version, *who)
+        key = (workflow[0], ver[0], *(v for v, _ in who))
         if key not in self._run_keys:
             # Every status starts at 0, so the first failure is an increase that rate() sees.
             self._run_keys.add(key)
             for status in STATUSES:
-                self.runs.labels(workflow, version, status, *who)
-        self.runs.labels(workflow, version, facts.status, *who).inc()
+                self._child(self.runs, [workflow, ver, (status, True), *who])
+        self._child(self.runs, [workflow, ver, (facts.status, True), *who]).inc()
         totals = facts.totals
-        self.workflow_duration.labels(workflow, version).observe(totals.duration_s)
+        self._child(self.workflow_duration, [workflow, ver]).observe(totals.duration_s)
         if totals.retries > 0:
-            self.retries.labels(workflow, version).inc(totals.retries)
+            self._child(self.retries, [workflow, ver]).inc(totals.retries)
         if totals.fallbacks > 0:
-            self.fallbacks.labels(workflow, version).inc(totals.fallbacks)
+            self._child(self.fallbacks, [workflow, ver]).inc(totals.fallbacks)
 
-        cost: dict[tuple[str, str], float] = defaultdict(float)
+        cost: dict[tuple[tuple[str, bool], tuple[str, bool]], float] = defaultdict(float)
         for owner, call in facts.model_calls():
             node = fold(NODE, owner.node_id if owner is not None else "")
             model = fold(MODEL, call.model)
             provider = fold(PROVIDER, call.provider)
-            operation = call.operation
+            operation = (call.operation, True)
             usage = call.usage
             for token_type, count in (
                 ("input", usage.input),
@@ -160,16 +205,25 @@ class PrometheusMetrics:
                 ("reasoning", usage.reasoning),
             ):
                 if count or token_type in ("input", "output"):
-                    self.token_usage.labels(
-                        operation, provider, model, token_type, workflow, node
-                    ).observe(count)
+                    self._child(self.token_usage, [operation, provider, model, (token_type, True),
+                                                   workflow, node]).observe(count)
             if call.end_ns is not None:
                 error = fold(ERROR_TYPE, call.error.type if call.error else "")
-                self.operation_duration.labels(
-                    operation, provider, model, error, workflow, node
-                ).observe(max(0, call.end_ns - call.start_ns) / 1e9)
+                self._child(self.operation_duration,
+                            [operation, provider, model, error, workflow, node]).observe(
+                    max(0, call.end_ns - call.start_ns) / 1e9)
             if not call.priced:
-                self.unpriced.labels(workflow, model, provider).inc()
+                self._child(self.unpriced, [workflow, model, provider]).inc()
             cost[(node, model)] += call.cost_usd
         for (node, model), amount in cost.items():
-            self.cost.labels(workflow, version, node, model, *who).inc(amount)
+            self._child(self.cost, [workflow, ver, node, model, *who]).inc(amount)
+
+    def observe_quality(self, workflow: str, version: str | None, scorer: str, score: float,
+                        cap: int) -> None:
+        """One online score; labels through the same budgets as every other family.
+
+        The scorer names come from the config (a short, fixed list): never folded.
+        """
+        labels = [(self.budget.fold(WORKFLOW, workflow, cap), False),
+                  (self.budget.fold(VERSION, version or "", cap), False), (scorer, True)]
+        self._child(self.quality, labels).observe(min(1.0, max(0.0, float(score))))

@@ -26,12 +26,14 @@ _default: PrometheusMetrics | None = None
 _default_lock = threading.Lock()
 
 
-def default_metrics(attribution_labels: tuple[str, ...] = ()) -> PrometheusMetrics:
-    """The process's metric families, made by the first sink that asks."""
+def default_metrics(attribution_labels: tuple[str, ...] = (),
+                    max_series: int = 5_000) -> PrometheusMetrics:
+    """The process's metric families, made by the first sink that asks (its series bound)."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = PrometheusMetrics(attribution_labels=attribution_labels)
+            _default = PrometheusMetrics(attribution_labels=attribution_labels,
+                                         max_series=max_series)
         elif _default.attribution_labels != attribution_labels:
             logger.warning(
                 "prometheus: attribution_labels %s differ from this process's first sink "
@@ -56,7 +58,9 @@ class PrometheusSink(Sink):
         super().__init__()
         self.config = config
         self.queue_size = config.queue_size
-        self.metrics = metrics or default_metrics(tuple(config.attribution_labels))
+        self.metrics = metrics or default_metrics(tuple(config.attribution_labels),
+                                                  config.max_series)
+        self._known = frozenset(config.workflows)
         self.metrics.health.watch(self)
         self._server: Any = None
         if config.port is not None:
@@ -71,7 +75,8 @@ class PrometheusSink(Sink):
         return self.metrics
 
     def export(self, facts: WorkflowFacts) -> None:
-        self.metrics.observe(facts, cap=self.config.max_label_values)
+        self.metrics.observe(facts, cap=self.config.max_label_values, known=self._known,
+                             metadata_names=self.config.metadata_workflow_names)
         self.counters.add("exported")
 
     def wsgi_app(self) -> Any:
