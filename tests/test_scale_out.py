@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from tests.servers import MlflowServer, PostgresCluster, S3Server
@@ -44,6 +45,10 @@ def two_servers(
     try:
         for server in servers:
             server.start()
+            # The first API call initialises the store in the server (seconds on a loaded
+            # host): outside the test's 5 s client timeout, as for a long-running server.
+            requests.get(f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1",
+                         timeout=120).raise_for_status()
         yield servers, s3
     finally:
         for server in servers:
