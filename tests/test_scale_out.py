@@ -27,6 +27,13 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 BUCKET = "scale-out"
 
 
+@pytest.fixture(autouse=True)
+def _patient_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two servers and PostgreSQL on a busy CI host: this test checks the shape (every
+    # workflow once, readable anywhere), not outage handling, so no 5 s client timeout.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+
 @pytest.fixture(scope="module")
 def two_servers(
     tmp_path_factory: pytest.TempPathFactory, postgres_cluster: PostgresCluster | None
