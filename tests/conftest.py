@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from configurable_agents.config.loader import ENV_OVERRIDES
+from configurable_agents.observability.diagnostics import TESTING_ENV, take_recorded_errors
 from tests.servers import MlflowServer, PostgresCluster, PostgresUnavailable, start_postgres
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -21,6 +22,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 os.environ.pop("CONFIGURABLE_AGENTS_MLFLOW", None)
+# An internal error of our own code (capture, facts) fails the test instead of being
+# only counted (MLflow's is_testing() pattern); tests that provoke one on purpose say so
+# with @pytest.mark.internal_errors.
+os.environ[TESTING_ENV] = "1"
 # Spool files of tests never land in the user's ~/.cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ca-test-cache-")
 for _var in list(os.environ):
@@ -95,3 +100,35 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "internal_errors: the test provokes internal errors of ours on purpose"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    take_recorded_errors()
+    yield
+    errors = take_recorded_errors()
+    if errors and request.node.get_closest_marker("internal_errors") is None:
+        pytest.fail("internal error(s) of configurable-agents during the test:\n"
+                    + "\n".join(errors), pytrace=False)
+
+
+# `make test-fast` (-m "not services and not slow") skips what starts a server process:
+# tests using these fixtures, and modules that start an `mlflow server`, PostgreSQL or
+# Prometheus themselves. Marked here, by what a test uses, so a new test cannot forget it.
+SERVICE_FIXTURES = frozenset({"postgres_cluster", "postgres_uri", "mlflow_server",
+                              "team_server", "s3_team_server"})
+SERVICE_STARTERS = ("MlflowServer", "PrometheusServer", "start_postgres")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        starts = module is not None and any(hasattr(module, n) for n in SERVICE_STARTERS)
+        if starts or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

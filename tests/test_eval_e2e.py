@@ -200,7 +200,7 @@ def test_eval_cli_end_to_end(mlflow_store: str, experiment_name: str) -> None:
         "eval", str(EXAMPLES / "qa_assistant_v2.yaml"), "--dataset", str(DATASET), "--demo",
         "--tracking-uri", mlflow_store, "--experiment", experiment_name, "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data = json.loads(result.stdout)  # only the JSON on stdout (no MLflow banner)
     assert data["metrics"][EvalMetric.ACCURACY] == 0.85
     assert data["metrics"][EvalMetric.COST_PER_CORRECT_USD] == pytest.approx(V2_TOTAL / 17)
 

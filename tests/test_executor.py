@@ -447,7 +447,7 @@ def test_cli_run_reports_missing_inputs_and_keys(
         "--input topic=..." in res.output
     )
     res = runner.invoke(cli, ["run", str(offline_file), "-i", "topic=x"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "Provider not available" in res.output and "GOOGLE_API_KEY" in res.output
 
 

@@ -355,6 +355,7 @@ def test_disabled_handler_is_inert(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no database, no mlruns
 
 
+@pytest.mark.internal_errors
 def test_handler_internal_error_is_counted_never_raised(
     mlflow_store, experiment_name, mlflow_client
 ):

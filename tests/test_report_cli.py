@@ -216,7 +216,8 @@ def test_no_direct_db_reads_through_search_runs_with_the_same_result(
 def test_compare_empty_side(seeded: tuple[str, str, list[str]]) -> None:
     result = invoke("compare", *base(seeded), "--baseline", "params.workflow_version = '0.1'",
                     "--candidate", "params.workflow_version = '2.0.0'")
-    assert result.exit_code == 0
-    assert result.stdout.startswith(
+    assert result.exit_code == 1, "a side with no runs is no comparison"
+    assert result.stdout == ""
+    assert result.stderr.startswith(
         "The baseline matched no workflow runs (params.workflow_version = '0.1'); "
         "nothing to compare it with.")

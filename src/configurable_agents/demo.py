@@ -14,13 +14,13 @@ and v2.0.0 on ``examples/qa_dataset.jsonl`` and prints their quality compare
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
+from configurable_agents.commands.quiet import quiet_third_party, stdout_is_ours
 from configurable_agents.config.schema import (
     DEFAULT_TRACKING_URI,
     MLFlowConfig,
@@ -76,6 +76,7 @@ def run_demo(
 ) -> list[WorkflowResult]:
     """Run every example version ``runs`` times through one shared handler."""
     from configurable_agents.observability import MLflowCallbackHandler
+    from configurable_agents.runtime.summary import SummarySink
 
     folder = examples or examples_dir()
     workflows = [
@@ -92,6 +93,7 @@ def run_demo(
             Param.GLOBAL_MODEL: first.llm.model,
             Param.GLOBAL_TEMPERATURE: first.llm.temperature,
         },
+        sinks=[SummarySink()],  # each run's summary from its facts (see runtime/summary.py)
     )
     results = []
     try:
@@ -120,14 +122,14 @@ def print_reports(tracking_uri: str, experiment: str) -> None:
 
     console.print(
         f"\n[bold]$ configurable-agents report costs --experiment {experiment} "
-        "--group-by workflow_version[/bold]"
+        "--group-by workflow_version[/bold]", soft_wrap=True
     )
     report = cost_report(["workflow_version"], tracking_uri=tracking_uri, experiments=[experiment])
     render.print_cost_report(report, console)
     console.print(
         f"\n[bold]$ configurable-agents report compare --experiment {experiment} "
         "--baseline \"params.workflow_version = '1.0.0'\" "
-        "--candidate \"params.workflow_version = '2.0.0'\"[/bold]"
+        "--candidate \"params.workflow_version = '2.0.0'\"[/bold]", soft_wrap=True
     )
     comparison = compare_runs(
         "params.workflow_version = '1.0.0'",
@@ -146,7 +148,8 @@ def run_evaluations(tracking_uri: str, examples: Path | None = None) -> list[str
     folder = examples or examples_dir()
     run_ids = []
     for name in QA_FILES:
-        with console.status(f"evaluating {name} on {QA_DATASET}"):
+        # stdout_is_ours: MLflow prints an "Evaluation completed" banner on stdout.
+        with console.status(f"evaluating {name} on {QA_DATASET}"), stdout_is_ours():
             result = evaluate_workflow(folder / name, folder / QA_DATASET, [Contains()],
                                        demo=True, tracking_uri=tracking_uri,
                                        experiment=QA_EXPERIMENT, register_prompts=True)
@@ -161,7 +164,8 @@ def print_quality_compare(tracking_uri: str, run_ids: list[str]) -> None:
     from configurable_agents.reports.quality import compare_evaluations, print_quality
 
     console.print(f"\n[bold]$ configurable-agents report compare --experiment {QA_EXPERIMENT} "
-                  f"--baseline {run_ids[0]} --candidate {run_ids[1]}[/bold] (quality part)")
+                  f"--baseline {run_ids[0]} --candidate {run_ids[1]}[/bold] (quality part)",
+                  soft_wrap=True)
     quality = compare_evaluations(run_ids[0], run_ids[1], tracking_uri=tracking_uri,
                                   experiments=[QA_EXPERIMENT])
     if quality is not None:
@@ -175,16 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--experiment", default=EXPERIMENT)
     parser.add_argument("--no-eval", dest="eval", action="store_false",
                         help="skip the QA evaluation of v1.0.0 vs v2.0.0")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show MLflow's logs, warnings and progress bars")
     args = parser.parse_args(argv)
+    quiet_third_party(args.verbose)
     console.print(
         f"Running the article writer v1.0.0 and v2.0.0 x{args.runs} on the offline demo model "
-        f"(priced as gemini-2.5-flash, tagged demo_model=true) -> {args.tracking_uri}"
+        f"(priced as gemini-2.5-flash, tagged demo_model=true) -> {args.tracking_uri}",
+        soft_wrap=True,
     )
     results = run_demo(args.tracking_uri, args.experiment, args.runs)
     failed = [r for r in results if r.summary is None]
     print_reports(args.tracking_uri, args.experiment)
     if args.eval:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         print_quality_compare(args.tracking_uri, run_evaluations(args.tracking_uri))
     backend = args.tracking_uri
     console.print("\nOpen the MLflow UI on these runs (then http://127.0.0.1:5000) with:")

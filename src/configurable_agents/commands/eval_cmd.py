@@ -6,22 +6,28 @@ Errors are one line on stderr: exit 2 for a dataset or option that cannot be use
 
 from __future__ import annotations
 
-import contextlib
-import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from configurable_agents.config.loader import ConfigError
-from configurable_agents.evaluation.dataset import DatasetError
-from configurable_agents.evaluation.results import EvaluationResult
-from configurable_agents.evaluation.scorers import builtin
+from configurable_agents.commands.options import (
+    FORMAT,
+    JSON_ALIAS,
+    OUTPUT,
+    Format,
+    check_output,
+    emit,
+    printable,
+    resolve_format,
+    working,
+)
+from configurable_agents.commands.quiet import stdout_is_ours
 from configurable_agents.names import EvalMetric
-from configurable_agents.reports.render import printable
+
+if TYPE_CHECKING:  # the evaluation stack imports MLflow: only inside the command
+    from configurable_agents.evaluation.results import EvaluationResult
 
 _SHOWN = (
     (EvalMetric.ACCURACY, "{:.1%}"),
@@ -81,15 +87,22 @@ def eval_command(
         "demo), e.g. openai:gpt-4o-mini. Without --scorer it decides correctness."),
     judge_base_url: str | None = typer.Option(
         None, "--judge-base-url", help="OpenAI-compatible endpoint for the judge (gateways)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     metadata: list[str] | None = typer.Option(
         None, "--metadata", "-m", help="KEY=VALUE added to every example's invocation "
         "metadata (repeatable), e.g. tenant_id=acme for a '{tenant_id}_qa' experiment."),
+    fmt: Format = FORMAT,
+    output: Path | None = OUTPUT,
+    as_json: bool = JSON_ALIAS,
 ) -> None:
     """Run a workflow on every example of a dataset and log an MLflow evaluation run."""
+    from configurable_agents.config.loader import ConfigError
+    from configurable_agents.evaluation.dataset import DatasetError
     from configurable_agents.evaluation.runner import EvaluationError
+    from configurable_agents.evaluation.scorers import builtin
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 
+    fmt = resolve_format(fmt, as_json)
+    check_output(output)
     try:
         default = [] if judge and not scorer else ["contains"]
         scorers = [builtin(spec) for spec in (scorer or default)]
@@ -104,9 +117,9 @@ def eval_command(
             raise _fail(f"--metadata {item!r}: use KEY=VALUE", 2)
         extra[key.strip()] = value
     try:
-        # mlflow.genai.evaluate writes its "view the results" text to stdout: stdout is for
-        # machine output (--json), so MLflow's chatter goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        # stdout_is_ours: MLflow prints an "Evaluation completed" banner on stdout; it is
+        # dropped (sent to stderr with -v): stdout carries only the command's result.
+        with working(f"evaluating {workflow.name} on {dataset.name}"), stdout_is_ours():
             result = evaluate_workflow(workflow, dataset, scorers, demo=demo,
                                        tracking_uri=tracking_uri, experiment=experiment,
                                        output_key=output_key,
@@ -117,12 +130,11 @@ def eval_command(
         raise _fail(str(exc), 1) from None
     for note in result.notes:
         typer.echo(f"note: {printable(note)}", err=True)
-    if as_json:
-        typer.echo(json.dumps({"run_id": result.run_id, "model_id": result.model_id,
-                               "dataset": result.dataset.name,
-                               "digest": result.dataset.digest, "metrics": result.metrics}))
-        return
-    Console().print(summary_table(result))
+    emit(fmt, output,
+         data=lambda: {"run_id": result.run_id, "model_id": result.model_id,
+                       "dataset": result.dataset.name, "digest": result.dataset.digest,
+                       "metrics": result.metrics},
+         table=lambda console: console.print(summary_table(result)))
 
 
 def _judge(spec: str, base_url: str | None) -> Any:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from configurable_agents.config.loader import ConfigError
-from configurable_agents.observability.facts.cost_estimator import PriceBook, TokenPrices
+from configurable_agents.commands.options import FORMAT, OUTPUT, Format, check_output, emit
+
+if TYPE_CHECKING:  # the price book loads genai-prices' data: only inside the command
+    from configurable_agents.observability.facts.cost_estimator import TokenPrices
+    from configurable_agents.observability.facts.price_table import ModelPricing
 
 _COLUMNS = (
     ("input", "Input"),
@@ -58,9 +62,14 @@ def prices(
                                         help="Provider, e.g. openai, anthropic, google, bedrock."),
     prices_file: Path | None = typer.Option(None, "--prices",
                                             help="Your price file (YAML, USD per 1M tokens)."),
+    fmt: Format = FORMAT,
+    output: Path | None = OUTPUT,
 ) -> None:
     """Show the resolved per-1M-token prices, tiers and source for MODEL."""
-    console = Console()
+    from configurable_agents.config.loader import ConfigError
+    from configurable_agents.observability.facts.cost_estimator import PriceBook
+
+    check_output(output)
     try:
         book = PriceBook(prices_file)
     except ConfigError as exc:
@@ -70,10 +79,43 @@ def prices(
     if pricing is None:
         Console(stderr=True).print(
             f"[yellow]No price known for {model!r}[/yellow]: calls are logged as unpriced. "
-            "Add it to a price file (see docs/OBSERVABILITY.md, 'How cost is computed').",
+            "Add it to a price file (see the docs' Cost page).",
             highlight=False,
         )
         raise typer.Exit(code=1)
+    emit(fmt, output, data=lambda: _pricing_data(model, pricing),
+         csv_text=lambda: _pricing_csv(model, pricing),
+         table=lambda console: _print_table(model, pricing, console))
+
+
+def _prices_data(prices: TokenPrices) -> dict[str, str | None]:
+    """Decimal strings (exact), ``None`` where the price falls back to input/output."""
+    return {key: None if (v := getattr(prices, key)) is None else f"{v.normalize():f}"
+            for key, _ in _COLUMNS}
+
+
+def _pricing_data(model: str, pricing: ModelPricing) -> dict[str, Any]:
+    return {
+        "model": model, "matched": pricing.matched, "source": pricing.source,
+        "provider": pricing.provider, "unit": "USD per 1M tokens",
+        "base": _prices_data(pricing.base),
+        "tiers": [{"above_input_tokens": t.above, **_prices_data(t.prices)}
+                  for t in pricing.tiers],
+    }
+
+
+def _pricing_csv(model: str, pricing: ModelPricing) -> str:
+    from configurable_agents.commands.options import to_csv
+
+    head = {"model": model, "matched": pricing.matched, "source": pricing.source,
+            "provider": pricing.provider}
+    rows = [{**head, "above_input_tokens": 0, **_prices_data(pricing.base)}]
+    rows += [{**head, "above_input_tokens": t.above, **_prices_data(t.prices)}
+             for t in pricing.tiers]
+    return to_csv(rows)
+
+
+def _print_table(model: str, pricing: ModelPricing, console: Console) -> None:
     where = f" via {pricing.provider}" if pricing.provider else ""
     table = Table(
         title=f"{model} -> {pricing.matched} ({pricing.source}{where}), USD per 1M tokens",

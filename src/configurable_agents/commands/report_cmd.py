@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from configurable_agents.reports import render
-from configurable_agents.reports.quality import compare_evaluations, examples_filter, print_quality
-from configurable_agents.reports.reporting import (
-    DEFAULT_EXPERIMENT,
-    ProgressFn,
-    ReportError,
-    ReportOptionError,
-    compare_runs,
-    cost_report,
-    plot_cost_per_day,
-    resolve_tracking_uri,
+from configurable_agents.commands.options import (
+    FORMAT,
+    OUTPUT,
+    Format,
+    check_output,
+    emit,
+    fail,
 )
+
+if TYPE_CHECKING:  # the read side imports MLflow: only inside the commands
+    from configurable_agents.reports.reporting import ProgressFn, ReportError
 
 app = typer.Typer(help="Cost reports and run comparison, read back from MLflow.",
                   no_args_is_help=True)
@@ -44,52 +43,26 @@ HTTP_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # reading an evaluation's table
 }
 
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 TRACKING_URI = typer.Option(
     None, "--tracking-uri", help="Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
 EXPERIMENT = typer.Option(
-    None, "--experiment", "-e", help=f"Experiment name or id (repeatable). "
-    f"Default: {DEFAULT_EXPERIMENT}.")
+    None, "--experiment", "-e", help="Experiment name or id (repeatable). Default: "
+    "$MLFLOW_EXPERIMENT_NAME if set, else every experiment holding configurable-agents runs.")
 SINCE = typer.Option(None, "--since", help="7d, 12h, 30m, 2w, today or an ISO date/time (UTC).")
 UNTIL = typer.Option(None, "--until", help="Same forms; a bare date includes that whole day.")
-FORMAT = typer.Option(Format.table, "--format", "-f", help="table, json or csv.")
-OUTPUT = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")
 DIRECT_DB = typer.Option(
     True, "--direct-db/--no-direct-db",
     help="On a database tracking URI (sqlite, postgresql, mysql) read MLflow's tables "
     "directly, read-only (several times faster on large experiments); --no-direct-db goes "
     "through MLflow's search_runs API.")
 
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {render.printable(message)}", err=True)
-    return typer.Exit(code=code)
+_fail = fail
 
 
 def _report_failure(exc: ReportError) -> typer.Exit:
+    from configurable_agents.reports.reporting import ReportOptionError
+
     return _fail(str(exc), code=2 if isinstance(exc, ReportOptionError) else 1)
-
-
-def _check_writable(option: str, path: Path | None) -> None:
-    """Refuse an output path whose folder is missing before reading anything (exit 2)."""
-    if path is None:
-        return
-    folder = path.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise _fail(f"{option} {path}: folder {folder} {what}", code=2)
-    if path.is_dir():
-        raise _fail(f"{option} {path} is a folder; give a file name", code=2)
-
-
-def _write_failure(path: Path, exc: OSError) -> typer.Exit:
-    return _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _http_fail_fast() -> None:
@@ -114,28 +87,6 @@ def _progress() -> Iterator[ProgressFn]:
         yield update
 
 
-def _emit(fmt: Format, output: Path | None, text: Callable[[], str],
-          table: Callable[[Console], None]) -> None:
-    if output is None:
-        if fmt is Format.table:
-            console = Console()
-            if not console.is_terminal:  # pipes and files: full-width rows, no colour codes
-                console = Console(width=240, no_color=True)
-            table(console)
-        else:
-            typer.echo(text(), nl=False)
-        return
-    try:
-        with output.open("w", encoding="utf-8", newline="") as handle:
-            if fmt is Format.table:
-                table(Console(file=handle, width=240, no_color=True, color_system=None))
-            else:
-                handle.write(text())
-    except OSError as exc:
-        raise _write_failure(output, exc) from None
-    typer.echo(f"Wrote {output}", err=True)
-
-
 @app.command("costs")
 def costs(
     tracking_uri: str | None = TRACKING_URI,
@@ -156,9 +107,12 @@ def costs(
     direct_db: bool = DIRECT_DB,
 ) -> None:
     """Runs, success rate, tokens, cost, duration (mean, p95) and retries per group."""
+    from configurable_agents.reports import render
+    from configurable_agents.reports.reporting import ReportError, cost_report, plot_cost_per_day
+
     _http_fail_fast()
-    _check_writable("--output", output)
-    _check_writable("--plot", plot)
+    check_output(output)
+    check_output(plot, "--plot")
     try:
         with _progress() as progress:
             report = cost_report(
@@ -169,13 +123,14 @@ def costs(
         raise _report_failure(exc) from None
     if report.empty and fmt is not Format.table:
         typer.echo(render.no_runs_line(report.scope), err=True)
-    text = render.cost_report_json if fmt is Format.json else render.cost_report_csv
-    _emit(fmt, output, lambda: text(report), lambda c: render.print_cost_report(report, c))
+    emit(fmt, output, data=lambda: None, json_text=lambda: render.cost_report_json(report),
+         csv_text=lambda: render.cost_report_csv(report),
+         table=lambda c: render.print_cost_report(report, c))
     if plot is not None and not report.empty:
         try:
             plot_cost_per_day(report, plot)
         except OSError as exc:
-            raise _write_failure(plot, exc) from None
+            raise _fail(f"cannot write {plot}: {exc.strerror or exc}") from None
         except ReportError as exc:
             raise _fail(f"cannot write plot {plot}: {exc}") from None
         typer.echo(f"Wrote {plot}", err=True)
@@ -200,10 +155,19 @@ def compare(
 
     When both sides name evaluation runs (run ids, or filters matching them), compare
     their example runs and add accuracy and cost per correct answer, paired by example
-    id, with paired-bootstrap 95% intervals and a verdict.
+    id, with paired-bootstrap 95% intervals and a verdict. Exit 1 when a side matches no
+    workflow runs (there is nothing to compare).
     """
+    from configurable_agents.reports import render
+    from configurable_agents.reports.quality import (
+        compare_evaluations,
+        examples_filter,
+        print_quality,
+    )
+    from configurable_agents.reports.reporting import ReportError, compare_runs
+
     _http_fail_fast()
-    _check_writable("--output", output)
+    check_output(output)
     try:
         quality = compare_evaluations(baseline, candidate, tracking_uri=tracking_uri,
                                       experiments=experiment, seed=seed)
@@ -219,12 +183,17 @@ def compare(
                                   progress=progress, direct_db=direct_db)
     except ReportError as exc:
         raise _report_failure(exc) from None
-    if fmt is not Format.table:
+    if result.empty_sides:  # a half-empty table would look like an answer
         for line in [*result.notes, *render.empty_side_lines(result)]:
-            typer.echo(line, err=True)
+            typer.echo(render.printable(line), err=True)
+        raise typer.Exit(code=1)
+    if fmt is not Format.table:
+        for line in result.notes:
+            typer.echo(render.printable(line), err=True)
     if quality is None:
-        text = render.comparison_json if fmt is Format.json else render.comparison_csv
-        _emit(fmt, output, lambda: text(result), lambda c: render.print_comparison(result, c))
+        emit(fmt, output, data=lambda: None, json_text=lambda: render.comparison_json(result),
+             csv_text=lambda: render.comparison_csv(result),
+             table=lambda c: render.print_comparison(result, c))
         return
     q = quality
 
@@ -238,7 +207,7 @@ def compare(
         render.print_comparison(result, console)
         print_quality(q, console)
 
-    _emit(fmt, output, json_text if fmt is Format.json else csv_text, tables)
+    emit(fmt, output, data=lambda: None, json_text=json_text, csv_text=csv_text, table=tables)
 
 
-__all__ = ["app", "resolve_tracking_uri"]
+__all__ = ["app"]

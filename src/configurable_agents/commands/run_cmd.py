@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from configurable_agents.config.loader import ConfigError, ConfigInputError
-from configurable_agents.config.workflow import WorkflowConfig, load_workflow
-from configurable_agents.runtime.executor import (
-    NodeOutputError,
-    WorkflowInputError,
-    WorkflowResult,
-    WorkflowTimeoutError,
-    run_workflow_from_config,
+from configurable_agents.commands.options import (
+    FORMAT,
+    JSON_ALIAS,
+    OUTPUT,
+    Format,
+    check_output,
+    emit,
+    resolve_format,
 )
-from configurable_agents.runtime.providers import ProviderError, demo_requested, provider_problem
+
+if TYPE_CHECKING:  # the runtime imports LangChain: only inside the commands
+    from configurable_agents.config.loader import ConfigInputError
+    from configurable_agents.config.workflow import WorkflowConfig
+    from configurable_agents.runtime.executor import WorkflowResult
 
 _err = Console(stderr=True, highlight=False)
 
@@ -36,6 +40,8 @@ def parse_inputs(
     A ``key=value`` for a non-``str`` field is read as JSON when it parses
     (``--input tags='["a","b"]'``, ``--input n=3``), so the state model can check it.
     """
+    from configurable_agents.runtime.executor import WorkflowInputError
+
     values: dict[str, Any] = {}
     if input_file is not None:
         try:
@@ -68,21 +74,21 @@ def summary_line(result: WorkflowResult) -> str:
     if s is None:
         return (
             f"{result.workflow_name} {result.workflow_version}: {result.duration_s:.2f}s; "
-            "observability off (set config.observability.mlflow.enabled: true for tokens, "
-            f"cost and an MLflow run){demo}"
+            "observability off (enable a sink under config.observability, e.g. "
+            f"mlflow.enabled: true or jsonl.enabled: true, for tokens and cost){demo}"
         )
     cost = "unpriced" if s.cost_usd is None else f"${s.cost_usd:.6f}"
+    where = f"MLflow run {s.run_id}" if s.run_id else "no MLflow run (mlflow sink off)"
     return (
         f"{result.workflow_name} {result.workflow_version}: {s.status} | tokens "
         f"{s.input_tokens} in / {s.output_tokens} out | cost {cost} | {s.duration_s:.2f}s | "
-        f"MLflow run {s.run_id}{demo}"
+        f"{where}{demo}"
     )
 
 
-def _result_json(result: WorkflowResult) -> str:
+def _result_data(result: WorkflowResult) -> dict[str, Any]:
     summary = result.summary
-    return json.dumps(
-        {
+    return {
             "workflow": {"name": result.workflow_name, "version": result.workflow_version},
             "outputs": result.outputs,
             "run": {
@@ -94,11 +100,7 @@ def _result_json(result: WorkflowResult) -> str:
                 "cost_usd": summary.cost_usd if summary else None,
                 "status": summary.status if summary else "FINISHED",
             },
-        },
-        indent=2,
-        default=str,
-        ensure_ascii=False,
-    )
+        }
 
 
 def _fail(title: str, exc: BaseException, code: int) -> typer.Exit:
@@ -120,14 +122,30 @@ def run(
         [], "--input", "-i", help="State input as key=value (repeatable)."
     ),
     input_file: Path | None = typer.Option(None, "--input-file", help="JSON object of inputs."),
-    output: str = typer.Option("text", "--output", "-o", help="text or json."),
     demo: bool = typer.Option(
         False, "--demo", help="Use the offline demo model (also CONFIGURABLE_AGENTS_DEMO=1)."
     ),
+    fmt: Format = FORMAT,
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Write to FILE instead of stdout."),
+    as_json: bool = JSON_ALIAS,
 ) -> None:
     """Run a workflow and print its outputs and a one-line run summary."""
-    if output not in ("text", "json"):
-        raise _fail("Invalid option", ValueError("--output must be 'text' or 'json'"), 2)
+    from configurable_agents.config.loader import ConfigError, ConfigInputError
+    from configurable_agents.config.workflow import load_workflow
+    from configurable_agents.runtime.executor import (
+        NodeOutputError,
+        WorkflowInputError,
+        WorkflowTimeoutError,
+        run_workflow_from_config,
+    )
+    from configurable_agents.runtime.providers import ProviderError
+
+    fmt = resolve_format(fmt, as_json)
+    if output in _OLD_OUTPUT_FORMATS:  # old spelling: `--output json`, `-o text`
+        fmt, output = _OLD_OUTPUT_FORMATS[output], None
+    target = Path(output) if output is not None else None
+    check_output(target)
     try:
         workflow = load_workflow(file)
         values = parse_inputs(workflow, inputs, input_file)
@@ -139,20 +157,42 @@ def run(
     except WorkflowInputError as exc:
         raise _fail("Invalid inputs", exc, 2) from None
     except ProviderError as exc:
-        raise _fail("Provider not available", exc, 1) from None
+        raise _fail("Provider not available", exc, 2) from None
     except (NodeOutputError, WorkflowTimeoutError) as exc:
         raise _fail("Workflow failed", exc, 1) from None
-    if output == "json":
-        typer.echo(_result_json(result))
-        return
-    for name, value in result.node_outputs.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        typer.echo(f"== {name} ==\n{text}\n")
-    typer.echo(summary_line(result))
+
+    def table(console: Console) -> None:
+        for name, value in result.node_outputs.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            console.print(f"== {name} ==\n{text}\n", markup=False, soft_wrap=True)
+        console.print(summary_line(result), markup=False, soft_wrap=True)
+
+    emit(fmt, target, data=lambda: _result_data(result), table=table,
+         csv_text=lambda: _outputs_csv(result))
 
 
-def validate(file: Path = typer.Argument(..., help="Workflow YAML file.")) -> None:
+# `run --output json` / `-o text` chose a format before the convention made -o a file.
+_OLD_OUTPUT_FORMATS = {"json": Format.json, "text": Format.table}
+
+
+def _outputs_csv(result: WorkflowResult) -> str:
+    from configurable_agents.commands.options import to_csv
+
+    data = _result_data(result)
+    return to_csv({"workflow": data["workflow"], **data["run"], "outputs": data["outputs"]})
+
+
+def validate(
+    file: Path = typer.Argument(..., help="Workflow YAML file."),
+    fmt: Format = FORMAT,
+    output: Path | None = OUTPUT,
+) -> None:
     """Check a workflow file (schema and references) without running it."""
+    from configurable_agents.config.loader import ConfigError, ConfigInputError
+    from configurable_agents.config.workflow import load_workflow
+    from configurable_agents.runtime.providers import demo_requested, provider_problem
+
+    check_output(output)
     try:
         workflow = load_workflow(file)
     except ConfigInputError as exc:
@@ -165,17 +205,26 @@ def validate(file: Path = typer.Argument(..., help="Workflow YAML file.")) -> No
         if mlflow_cfg and mlflow_cfg.enabled
         else "off"
     )
-    typer.echo(
+    problems: list[str] = []
+    if not demo_requested():
+        providers = sorted({workflow.node_llm(n).provider for n in workflow.nodes})
+        problems = [p for p in map(provider_problem, providers) if p]
+    data = {
+        "file": str(file), "valid": True, "workflow": workflow.flow.name,
+        "version": workflow.flow.version, "nodes": [n.id for n in workflow.nodes],
+        "required_inputs": list(workflow.required_inputs), "observability": observability,
+        "notes": problems,
+    }
+    line = (
         f"OK {file}: {workflow.flow.name} {workflow.flow.version}, "
         f"{len(workflow.nodes)} nodes ({', '.join(n.id for n in workflow.nodes)}), "
         f"required inputs: {', '.join(workflow.required_inputs) or 'none'}, "
         f"observability: {observability}"
     )
-    if not demo_requested():
-        providers = sorted({workflow.node_llm(n).provider for n in workflow.nodes})
-        for provider in providers:
-            if problem := provider_problem(provider):
-                _err.print(f"[yellow]note:[/yellow] {problem}")
+    emit(fmt, output, data=lambda: data,
+         table=lambda console: console.print(line, markup=False, soft_wrap=True))
+    for problem in problems:
+        _err.print(Text.assemble(("note: ", "yellow"), problem), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

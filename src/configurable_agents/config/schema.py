@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -43,6 +43,11 @@ _ARTIFACT_SCHEME_HINT = {
 from configurable_agents.config.base import StrictModel  # noqa: E402 - re-exported
 from configurable_agents.config.online_eval_config import OnlineEvalConfig  # noqa: E402
 from configurable_agents.config.otel_config import OTelConfig  # noqa: E402
+from configurable_agents.config.pipeline_config import (  # noqa: E402
+    PipelineConfig,
+    resolve_pipeline,
+    warn_legacy_keys,
+)
 from configurable_agents.config.prometheus_config import PrometheusConfig  # noqa: E402
 from configurable_agents.config.redaction_config import RedactionConfig  # noqa: E402
 
@@ -216,16 +221,28 @@ class JsonlConfig(StrictModel):
 class ObservabilityConfig(StrictModel):
     """Observability configuration: one block per sink; each has its own ``enabled`` flag.
 
-    Pipeline-wide settings (async_logging, queue_size, flush_timeout_s, redact_pii,
-    pricing, run_name, tags) live in the ``mlflow`` block, where they started, and
-    apply to every sink even when MLflow itself is off.
+    Pipeline-wide settings (async_logging, queue_size, block_on_full, flush_timeout_s,
+    redact_pii, redaction, pricing, tags, tag_metadata_keys, sampling) live in the
+    ``pipeline`` block and apply to every sink, MLflow off included; the same keys in
+    the ``mlflow`` block still work with a one-time DeprecationWarning.
     """
 
+    pipeline: PipelineConfig | None = None
     mlflow: MLFlowConfig | None = None
     prometheus: PrometheusConfig | None = None
     jsonl: JsonlConfig | None = None
     otel: OTelConfig | None = None
     online_eval: OnlineEvalConfig | None = None
+
+    @model_validator(mode="after")
+    def _warn_moved_keys(self) -> ObservabilityConfig:
+        warn_legacy_keys(self.mlflow, self.pipeline)
+        return self
+
+    @property
+    def settings(self) -> PipelineConfig:
+        """The effective pipeline settings (the ``pipeline`` block, then old mlflow keys)."""
+        return resolve_pipeline(self.pipeline, self.mlflow)
 
 
 class LLMConfig(StrictModel):

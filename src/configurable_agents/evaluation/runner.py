@@ -275,7 +275,7 @@ def _read_back(client: MlflowClient, handler: MLflowCallbackHandler,
     the metrics need their costs, and ``mlflow.genai.evaluate`` must not start while the
     handler's threads still write (MLflow's import hooks can deadlock with them).
     """
-    written = handler.flush(timeout=max(handler.config.flush_timeout_s, EXPORT_WAIT_S))
+    written = handler.flush(timeout=max(handler.settings.flush_timeout_s, EXPORT_WAIT_S))
     for result in results:
         langchain_id = result.run_id or ""
         run_id = handler.run_id_for(langchain_id)
@@ -293,7 +293,7 @@ def _judge_cost(client: MlflowClient, judge: MLflowCallbackHandler | None,
                 eval_run_id: str, experiment_id: str) -> float | None:
     if judge is None:
         return None
-    judge.close(timeout=max(judge.config.flush_timeout_s, EXPORT_WAIT_S))
+    judge.close(timeout=max(judge.settings.flush_timeout_s, EXPORT_WAIT_S))
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.{EvalTag.EVAL_RUN_ID} = '{eval_run_id}' and "

@@ -6,6 +6,11 @@ register a slot whose ``get()`` returns a single process-wide handler while the
 variable is set (config from the ``CONFIGURABLE_AGENTS_MLFLOW_*`` overrides), so
 there is one exporter thread per process, not one per invocation. A context
 variable would not do: new threads start with an empty context.
+
+``CONFIGURABLE_AGENTS_CONFIG=path.yaml`` (a workflow file or its ``config:`` block) makes
+that handler from the file's whole ``observability`` config, as the config runner does:
+its pipeline block and every enabled sink (JSONL, OpenTelemetry, Prometheus), MLflow off
+included; the ``CONFIGURABLE_AGENTS_MLFLOW_*`` overrides still apply on top.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from langchain_core.tracers.context import register_configure_hook
 
-from configurable_agents.config.loader import apply_env_overrides
+from configurable_agents.config.loader import apply_env_overrides, load_global_config
 from configurable_agents.config.schema import GlobalConfig, MLFlowConfig, ObservabilityConfig
 
 if TYPE_CHECKING:
     from configurable_agents.observability.handler import MLflowCallbackHandler
 
 ENV_FLAG = "CONFIGURABLE_AGENTS_MLFLOW"
+CONFIG_ENV = "CONFIGURABLE_AGENTS_CONFIG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
@@ -53,6 +59,9 @@ class _ProcessHandlerSlot:
 def _handler_from_env() -> MLflowCallbackHandler:
     from configurable_agents.observability.handler import MLflowCallbackHandler
 
+    path = os.environ.get(CONFIG_ENV, "").strip()
+    if path:
+        return MLflowCallbackHandler(load_global_config(path))
     base = GlobalConfig(observability=ObservabilityConfig(mlflow=MLFlowConfig(enabled=True)))
     config = apply_env_overrides(base)
     return MLflowCallbackHandler(config)

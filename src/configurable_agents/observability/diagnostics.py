@@ -9,6 +9,7 @@ past the bound one last line says further warnings are suppressed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,21 @@ from typing import Any
 logger = logging.getLogger("configurable_agents.observability")
 
 MAX_LOGGED_KINDS = 256
+#: Set by a test suite (tests/conftest.py), like MLflow's ``is_testing()``: errors of our
+#: own code (capture, facts, producers) are also recorded for the suite to fail the test.
+TESTING_ENV = "CONFIGURABLE_AGENTS_TESTING"
+#: Kinds that are bugs of ours, not a destination failing (those stay counted only).
+OWN_CODE_KINDS = ("callback:", "facts", "dspy:")
+_recorded: list[str] = []
+_recorded_lock = threading.Lock()
+
+
+def take_recorded_errors() -> list[str]:
+    """Internal errors of our own code recorded under :data:`TESTING_ENV` (then cleared)."""
+    with _recorded_lock:
+        taken = list(_recorded)
+        _recorded.clear()
+    return taken
 
 
 class Diagnostics:
@@ -51,6 +67,9 @@ class Diagnostics:
         """Count a failure of ours and log it once per kind; never raises."""
         with self._lock:
             self.internal_errors += 1
+        if kind.startswith(OWN_CODE_KINDS) and os.environ.get(TESTING_ENV):
+            with _recorded_lock:
+                _recorded.append(f"{kind}: {type(exc).__name__}: {exc!r}"[:500])
         try:
             text = self._scrub(str(exc))
         except Exception:  # an exception whose __str__ raises

@@ -26,6 +26,7 @@ from configurable_agents.config.schema import (
     GlobalConfig,
     MLFlowConfig,
     ObservabilityConfig,
+    PipelineConfig,
 )
 from configurable_agents.observability.capture.recorder import CallbackRecorder
 from configurable_agents.observability.capture.records import WorkflowRecord
@@ -83,19 +84,21 @@ class MLflowCallbackHandler(CallbackRecorder):
             config = _config_from_mapping(config)
         self.observability = _observability(config)
         self.config: MLFlowConfig = self.observability.mlflow or MLFlowConfig()
+        #: The pipeline block (with the old mlflow-block keys carried over): every sink's.
+        self.settings: PipelineConfig = self.observability.settings
         self.params = dict(params or {})
-        self.static_tags = {**self.config.tags, **(tags or {})}
+        self.static_tags = {**self.settings.tags, **(tags or {})}
         self._diagnostics = Diagnostics(scrub=self._scrub)
         self._fact_options: FactOptions | None = None
-        all_sinks = [*build_sinks(self.observability, self.config), *sinks]
+        all_sinks = [*build_sinks(self.observability, self.settings), *sinks]
         builder = FactsBuilder(
-            redact_pii=self.config.redact_pii,
-            redaction=self.config.redaction,
-            pricing=pricing if pricing is not None else self.config.pricing,
+            redact_pii=self.settings.redact_pii,
+            redaction=self.settings.redaction,
+            pricing=pricing if pricing is not None else self.settings.pricing,
             redactor=redactor,
         )
         self._facts_builder = builder
-        self._pipeline = Pipeline(self.config, all_sinks, builder, self._diagnostics)
+        self._pipeline = Pipeline(self.settings, all_sinks, builder, self._diagnostics)
         super().__init__(
             enabled=bool(all_sinks),
             workflow_name=workflow_name,
@@ -128,22 +131,35 @@ class MLflowCallbackHandler(CallbackRecorder):
         """Built once: it refers to ``params`` and ``static_tags``, so later edits still count."""
         if self._fact_options is not None:
             return self._fact_options
-        config = self.config
         self._fact_options = FactOptions(
             workflow_params=self.params,
             static_tags=self.static_tags,
-            tag_metadata_keys=tuple(config.tag_metadata_keys),
-            run_name_template=config.run_name,
+            tag_metadata_keys=tuple(self.settings.tag_metadata_keys),
+            run_name_template=self.config.run_name,
         )
         return self._fact_options
 
     def _workflow_started(self, workflow: WorkflowRecord) -> None:
-        self._pipeline.workflow_started(workflow, self._options())
+        self.workflow_started(workflow)
 
     def _workflow_finished(self, workflow: WorkflowRecord) -> None:
-        self._pipeline.workflow_finished(workflow, self._options())
+        self.workflow_finished(workflow)
 
     def _internal_error(self, kind: str, exc: BaseException) -> None:
+        self.internal_error(kind, exc)
+
+    # ---- the public listener seam (producers other than LangChain: the DSPy recorder) ----
+
+    def workflow_started(self, workflow: WorkflowRecord) -> None:
+        """A producer's root invocation began (caller thread: O(1), no I/O)."""
+        self._pipeline.workflow_started(workflow, self._options())
+
+    def workflow_finished(self, workflow: WorkflowRecord) -> None:
+        """A producer's root invocation ended; the record is complete: facts, then sinks."""
+        self._pipeline.workflow_finished(workflow, self._options())
+
+    def internal_error(self, kind: str, exc: BaseException) -> None:
+        """Count a failure of ours (and log it once per kind); never raises."""
         self._diagnostics.internal_error(kind, exc)
 
     def _scrub(self, text: str) -> str:
@@ -180,11 +196,11 @@ class MLflowCallbackHandler(CallbackRecorder):
         False on timeout, or while some workflows are only in the MLflow spool (they are
         safe on disk and replay when MLflow is back, or with ``configurable-agents sync``).
         """
-        return self._pipeline.flush(self.config.flush_timeout_s if timeout is None else timeout)
+        return self._pipeline.flush(self.settings.flush_timeout_s if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop the background threads; what is still queued is spooled. Idempotent."""
-        return self._pipeline.close(self.config.flush_timeout_s if timeout is None else timeout)
+        return self._pipeline.close(self.settings.flush_timeout_s if timeout is None else timeout)
 
     def stats(self) -> ExporterStats:
         """Counters: queued, exported, spooled, failed, dropped, internal errors, per sink."""
@@ -232,7 +248,8 @@ def _observability(
     if isinstance(config, ObservabilityConfig):
         return config
     if isinstance(config, MLFlowConfig):
-        return ObservabilityConfig(mlflow=config)
+        # The Python API may pass pipeline keys in MLFlowConfig: honoured, not warned about.
+        return ObservabilityConfig.model_construct(mlflow=config)
     if isinstance(config, GlobalConfig) and config.observability is not None:
         return config.observability
     return ObservabilityConfig()

@@ -22,7 +22,8 @@ import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
-from configurable_agents.config.schema import MLFlowConfig
+from configurable_agents.config.pipeline_config import PipelineConfig
+from configurable_agents.observability import forksafe
 from configurable_agents.observability.capture.records import WorkflowRecord
 from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.facts.build import FactOptions, build_start_facts
@@ -46,7 +47,7 @@ class Pipeline:
 
     def __init__(
         self,
-        settings: MLFlowConfig,
+        settings: PipelineConfig,
         sinks: list[Sink],
         builder: FactsBuilder,
         diagnostics: Diagnostics,
@@ -77,6 +78,16 @@ class Pipeline:
         self._closed = False
         if self.sinks:
             _register_atexit(self)
+        forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Fresh queues, locks and threads in a forked child, so its workflows drain."""
+        self._queue = queue.Queue(maxsize=self.settings.queue_size)
+        self._overflow = queue.SimpleQueue()
+        self._thread = self._overflow_thread = None
+        self._thread_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._submitted = self._completed = self._dropped = self._failed = 0
 
     def sink(self, name: str) -> Sink | None:
         return next((s for s in self.sinks if s.name == name), None)
@@ -120,7 +131,7 @@ class Pipeline:
             self.diagnostics.warn_once(
                 "queue_full",
                 "export queue full (%d workflows; a backend is slow or down): spilling to each "
-                "sink's fallback (MLflow: the spool). Raise observability.mlflow.queue_size "
+                "sink's fallback (MLflow: the spool). Raise observability.pipeline.queue_size "
                 "if this is normal load.",
                 self.settings.queue_size,
             )

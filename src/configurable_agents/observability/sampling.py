@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from configurable_agents.config.schema import MLFlowConfig
+from configurable_agents.config.pipeline_config import PipelineConfig
 from configurable_agents.names import Status
 from configurable_agents.observability.facts.model import WorkflowFacts
 
@@ -35,7 +35,7 @@ class Sampler:
     keep_retried: bool = True
 
     @classmethod
-    def from_config(cls, settings: MLFlowConfig) -> Sampler:
+    def from_config(cls, settings: PipelineConfig) -> Sampler:
         return cls(settings.sample_rate, settings.sample_keep_cost_usd,
                    settings.sample_keep_retried)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from configurable_agents.config.schema import DEFAULT_TRACKING_URI, redact_uri
+from configurable_agents.names import Kind, Tag
 from configurable_agents.reports.model import ReportError
 from configurable_agents.tracking.errors import flat_message, shorten
 from configurable_agents.tracking.reachability import StoreUnreachable, check_reachable
@@ -110,6 +111,48 @@ def mlflow_errors(uri: str, doing: str, filter_string: str | None = None) -> Ite
                 f"cannot reach tracking server {redact_uri(uri)}: {shorten(message)}"
             ) from None
         raise ReportError(f"cannot {doing} at {redact_uri(uri)}: {shorten(message)}") from None
+
+
+def our_experiments(client: MlflowClient) -> list[tuple[str, str]]:
+    """``(name, id)`` of every active experiment holding a configurable-agents workflow run.
+
+    The default scope of reports and retention: right after ``make demo`` the runs live in
+    ``article_writer`` and ``qa_assistant``, and a newcomer should not have to know that.
+    """
+    from mlflow.entities import ViewType
+
+    ours = f"tags.`{Tag.KIND}` = '{Kind.WORKFLOW}'"
+    found: list[tuple[str, str]] = []
+    token: str | None = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=token)
+        for experiment in page:
+            if client.search_runs([experiment.experiment_id], ours, max_results=1):
+                found.append((experiment.name, experiment.experiment_id))
+        token = page.token
+        if not token:
+            return found
+
+
+def default_experiments(client: MlflowClient, uri: str) -> tuple[tuple[str, ...], list[str]]:
+    """Names and ids when no experiment is given: ``$MLFLOW_EXPERIMENT_NAME``, else ours."""
+    configured = os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip()
+    if configured:
+        return (configured,), resolve_experiments(client, uri, (configured,))
+    with mlflow_errors(uri, "read experiments"):
+        ours = our_experiments(client)
+    if not ours:
+        raise ReportError(f"no configurable-agents runs at {redact_uri(uri)} (run `make demo`, "
+                          "or pass --tracking-uri / --experiment)")
+    return tuple(name for name, _ in ours), [id_ for _, id_ in ours]
+
+
+def select_experiments(client: MlflowClient, uri: str,
+                       names: Sequence[str] | None) -> tuple[tuple[str, ...], list[str]]:
+    """The experiments a read covers: those named, else :func:`default_experiments`."""
+    if names:
+        return tuple(names), resolve_experiments(client, uri, names)
+    return default_experiments(client, uri)
 
 
 def resolve_experiments(client: MlflowClient, uri: str, names: Sequence[str]) -> list[str]:

@@ -21,9 +21,9 @@ from rich.table import Table
 
 from configurable_agents.names import Artifact, EvalMetric, EvalTag, Kind, Tag
 from configurable_agents.reports import bootstrap
-from configurable_agents.reports.access import open_client, resolve_experiments
+from configurable_agents.reports.access import open_client, select_experiments
 from configurable_agents.reports.render import printable
-from configurable_agents.reports.reporting import DEFAULT_EXPERIMENT, ReportError, parse_run_ids
+from configurable_agents.reports.reporting import ReportError, parse_run_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,7 @@ def compare_evaluations(
 ) -> QualityComparison | None:
     """Quality comparison when both sides name an evaluation run; None otherwise."""
     client, uri = open_client(tracking_uri)
-    experiment_ids = resolve_experiments(client, uri, tuple(experiments or (DEFAULT_EXPERIMENT,)))
+    _, experiment_ids = select_experiments(client, uri, experiments)
     runs = [find_evaluation_run(client, experiment_ids, spec) for spec in (baseline, candidate)]
     if runs[0] is None or runs[1] is None:
         return None

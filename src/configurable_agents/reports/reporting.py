@@ -46,8 +46,8 @@ from configurable_agents.reports.store import (
     load_workflow_rows,
     open_client,
     open_reader,
-    resolve_experiments,
     resolve_tracking_uri,
+    select_experiments,
 )
 
 DEFAULT_EXPERIMENT = "configurable_agents"
@@ -155,8 +155,7 @@ def cost_report(
         raise ReportError(f"--since ({since_dt.isoformat()}) is not before --until "
                           f"({until_dt.isoformat()})")
     client, uri = open_client(tracking_uri)
-    names = tuple(experiments or (DEFAULT_EXPERIMENT,))
-    experiment_ids = resolve_experiments(client, uri, names)
+    names, experiment_ids = select_experiments(client, uri, experiments)
     reader = open_reader(client, uri, direct_db=direct_db, page_size=page_size)
     workflows = load_workflow_rows(
         reader, experiment_ids, since=since_dt, until=until_dt,
@@ -239,8 +238,7 @@ def compare_runs(
     since_dt = parse_time_bound(since) if isinstance(since, str) else since
     until_dt = parse_time_bound(until, end=True) if isinstance(until, str) else until
     client, uri = open_client(tracking_uri)
-    names = tuple(experiments or (DEFAULT_EXPERIMENT,))
-    experiment_ids = resolve_experiments(client, uri, names)
+    names, experiment_ids = select_experiments(client, uri, experiments)
     reader = open_reader(client, uri, direct_db=direct_db)
     notes: list[str] = []
     sides = [

@@ -35,6 +35,7 @@ from configurable_agents.reports.access import (
     open_client,
     resolve_experiments,
     resolve_tracking_uri,
+    select_experiments,
 )
 from configurable_agents.reports.db import DatabaseReader
 from configurable_agents.reports.model import RunRow, outcome_of
@@ -58,6 +59,7 @@ __all__ = [
     "open_reader",
     "resolve_experiments",
     "resolve_tracking_uri",
+    "select_experiments",
 ]
 
 

@@ -27,16 +27,17 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from configurable_agents.config.schema import DEFAULT_TRACKING_URI, MLFlowConfig
+from configurable_agents.config.schema import ObservabilityConfig
 from configurable_agents.config.workflow import (
     NodeConfig,
     WorkflowConfig,
     load_workflow,
     parse_type,
 )
-from configurable_agents.names import Metric, Param
+from configurable_agents.names import Param
 from configurable_agents.runtime.demo_model import JSON_SCHEMA_MARKER
 from configurable_agents.runtime.providers import ChatModelFactory, default_factory, demo_requested
+from configurable_agents.runtime.summary import RunSummary, SummarySink
 from configurable_agents.tools import get_tools
 
 NODE_METRICS_EVENT = "ca_node_metrics"
@@ -58,19 +59,6 @@ class NodeOutputError(ValueError):
 
 class WorkflowTimeoutError(TimeoutError):
     """The workflow ran past ``config.execution.timeout`` seconds."""
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """The parent run's headline numbers, read back from MLflow."""
-
-    run_id: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None  # None when some call could not be priced
-    duration_s: float
-    llm_calls: int
-    status: str
 
 
 @dataclass(frozen=True)
@@ -344,11 +332,15 @@ def invocation_metadata(workflow: WorkflowConfig, *, demo: bool) -> dict[str, An
     }
 
 
-def _create_handler(workflow: WorkflowConfig, mlflow_cfg: MLFlowConfig) -> BaseCallbackHandler:
+def _create_handler(
+    workflow: WorkflowConfig, observability: ObservabilityConfig, summary: SummarySink
+) -> BaseCallbackHandler:
+    """One handler from the whole observability config: every enabled sink, MLflow or not."""
     from configurable_agents.observability import MLflowCallbackHandler
 
     return MLflowCallbackHandler(
-        mlflow_cfg,
+        observability,
+        sinks=[summary],
         workflow_name=workflow.flow.name,
         workflow_version=workflow.flow.version,
         params={
@@ -358,13 +350,6 @@ def _create_handler(workflow: WorkflowConfig, mlflow_cfg: MLFlowConfig) -> BaseC
     )
 
 
-def _tracking_uri(handler: Any, workflow: WorkflowConfig) -> str:
-    cfg = getattr(handler, "config", None)
-    if isinstance(cfg, MLFlowConfig):
-        return cfg.tracking_uri
-    return workflow.config.mlflow.tracking_uri if workflow.config.mlflow else DEFAULT_TRACKING_URI
-
-
 def _parent_run_id(handler: Any, root_id: UUID, owned: bool) -> str | None:
     run_id = handler.run_id_for(root_id) or handler.run_id_for(str(root_id))
     if run_id is None and owned:
@@ -372,26 +357,25 @@ def _parent_run_id(handler: Any, root_id: UUID, owned: bool) -> str | None:
     return run_id
 
 
-def _flush_timeout(mlflow_cfg: MLFlowConfig | None) -> float:
-    return max(mlflow_cfg.flush_timeout_s if mlflow_cfg else 0.0, RESULT_FLUSH_TIMEOUT_S)
+def _flush_timeout(observability: ObservabilityConfig | None) -> float:
+    configured = observability.settings.flush_timeout_s if observability else 0.0
+    return max(configured, RESULT_FLUSH_TIMEOUT_S)
 
 
-def read_summary(tracking_uri: str, run_id: str) -> RunSummary:
-    """The parent run's totals, as MLflow stored them."""
-    from mlflow import MlflowClient
+def _any_sink(observability: ObservabilityConfig | None) -> bool:
+    if observability is None:
+        return False
+    blocks = (observability.mlflow, observability.jsonl, observability.otel,
+              observability.prometheus)
+    return any(block is not None and block.enabled for block in blocks)
 
-    run = MlflowClient(tracking_uri).get_run(run_id)
-    metrics, tags = run.data.metrics, run.data.tags
-    unpriced = tags.get("pricing") == "unknown"
-    return RunSummary(
-        run_id=run_id,
-        input_tokens=int(metrics.get(Metric.TOTAL_INPUT_TOKENS, 0)),
-        output_tokens=int(metrics.get(Metric.TOTAL_OUTPUT_TOKENS, 0)),
-        cost_usd=None if unpriced else float(metrics.get(Metric.TOTAL_COST_USD, 0.0)),
-        duration_s=float(metrics.get(Metric.DURATION_SECONDS, 0.0)),
-        llm_calls=int(metrics.get(Metric.LLM_CALLS, 0)),
-        status=tags.get("status", run.info.status),
-    )
+
+def _summary_sink_of(handler: BaseCallbackHandler | None) -> SummarySink | None:
+    """The :class:`SummarySink` a shared handler was built with, if any (the demo adds one)."""
+    for sink in getattr(handler, "sinks", ()) or ():
+        if isinstance(sink, SummarySink):
+            return sink
+    return None
 
 
 def run_workflow_from_config(
@@ -423,11 +407,12 @@ def run_workflow_from_config(
     state = prepare_inputs(workflow, inputs)
     app = build_graph(workflow, factory)
 
-    mlflow_cfg = workflow.config.mlflow
-    owned = handler is None and mlflow_cfg is not None and mlflow_cfg.enabled
+    observability = workflow.config.observability
+    owned = handler is None and _any_sink(observability)
+    summary_sink = _summary_sink_of(handler) or SummarySink()
     if owned:
-        assert mlflow_cfg is not None
-        handler = _create_handler(workflow, mlflow_cfg)
+        assert observability is not None
+        handler = _create_handler(workflow, observability, summary_sink)
     root_id = uuid4()
     started = time.monotonic()
     invoke_config: RunnableConfig = {
@@ -442,7 +427,7 @@ def run_workflow_from_config(
             final = app.invoke(state, invoke_config)
         except BaseException as exc:
             if handler is not None:
-                handler.flush(timeout=_flush_timeout(mlflow_cfg))  # type: ignore[attr-defined]
+                handler.flush(timeout=_flush_timeout(observability))  # type: ignore[attr-defined]
                 failed_run = _parent_run_id(handler, root_id, owned)
                 if failed_run:
                     exc.add_note(f"MLflow run: {failed_run}")
@@ -450,10 +435,9 @@ def run_workflow_from_config(
         duration = time.monotonic() - started
         run_id = summary = None
         if handler is not None:
-            handler.flush(timeout=_flush_timeout(mlflow_cfg))  # type: ignore[attr-defined]
+            handler.flush(timeout=_flush_timeout(observability))  # type: ignore[attr-defined]
             run_id = _parent_run_id(handler, root_id, owned)
-            if run_id:
-                summary = read_summary(_tracking_uri(handler, workflow), run_id)
+            summary = summary_sink.summary(root_id, run_id)
     finally:
         if owned and handler is not None:
             handler.close()  # type: ignore[attr-defined]

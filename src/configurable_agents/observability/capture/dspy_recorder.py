@@ -55,16 +55,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class WorkflowSink(Protocol):
-    """What the recorder hands workflows to: the handler's recorder hooks."""
+    """The public listener seam a producer feeds: ``MLflowCallbackHandler`` implements it.
+
+    ``workflow_started`` (caller thread, O(1)) and ``workflow_finished`` (the record is
+    complete) hand a recorded workflow to the pipeline; ``internal_error`` counts a
+    failure of the producer's own, never raising.
+    """
 
     @property
     def enabled(self) -> bool: ...
 
-    def _workflow_started(self, workflow: WorkflowRecord) -> None: ...
+    def workflow_started(self, workflow: WorkflowRecord) -> None: ...
 
-    def _workflow_finished(self, workflow: WorkflowRecord) -> None: ...
+    def workflow_finished(self, workflow: WorkflowRecord) -> None: ...
 
-    def _internal_error(self, kind: str, exc: BaseException) -> None: ...
+    def internal_error(self, kind: str, exc: BaseException) -> None: ...
 
 
 class _Scope:
@@ -99,7 +104,7 @@ def _never_raise(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            self.sink._internal_error(f"dspy:{method.__name__}", exc)
+            self.sink.internal_error(f"dspy:{method.__name__}", exc)
             return None
 
     return wrapper  # type: ignore[return-value]
@@ -166,7 +171,7 @@ class DspyRecorder(BaseCallback):
     ) -> WorkflowRecord:
         """Open a workflow that DSPy calls made under :meth:`attach` are recorded into."""
         workflow = self._new_workflow(uuid4(), kind, name, inputs, metadata)
-        self.sink._workflow_started(workflow)
+        self.sink.workflow_started(workflow)
         return workflow
 
     @contextmanager
@@ -190,7 +195,7 @@ class DspyRecorder(BaseCallback):
         workflow.status = "FAILED" if error is not None else "FINISHED"
         workflow.error = error
         workflow.end_ns = now_ns()
-        self.sink._workflow_finished(workflow)
+        self.sink.workflow_finished(workflow)
 
     # ---- DSPy events ----------------------------------------------------------------------------
 
@@ -208,7 +213,7 @@ class DspyRecorder(BaseCallback):
             self._calls[call_id] = _Scope(
                 workflow, None, root=True, names=_sub_module_names(instance)
             )
-            self.sink._workflow_started(workflow)
+            self.sink.workflow_started(workflow)
             return
         if parent.shared and parent.node is not None:  # inside a LangGraph node: flatten
             self._calls[call_id] = _Scope(parent.workflow, parent.node, shared=True)
@@ -237,7 +242,7 @@ class DspyRecorder(BaseCallback):
             name = self.workflow_name or str(getattr(instance, "model", None) or "lm")
             workflow = self._new_workflow(record.run_id, "llm", name, inputs.get("messages"))
             scope = _Scope(workflow, None, root=True)
-            self.sink._workflow_started(workflow)
+            self.sink.workflow_started(workflow)
         else:
             scope = _Scope(parent.workflow, parent.node, shared=True)
         (scope.node or _direct(scope.workflow)).llm_calls.append(record)
@@ -353,7 +358,7 @@ class DspyRecorder(BaseCallback):
             name = self.workflow_name or label
             workflow = self._new_workflow(_run_id(call_id), kind, name, None)
             self._calls[call_id] = _Scope(workflow, None, root=True, names=names)
-            self.sink._workflow_started(workflow)
+            self.sink.workflow_started(workflow)
         elif parent.shared:  # the attached workflow (or a LangGraph node) is this operation
             self._calls[call_id] = _Scope(
                 parent.workflow, parent.node, shared=parent.node is not None, names=names
@@ -378,7 +383,7 @@ class DspyRecorder(BaseCallback):
             workflow.status = "FAILED" if exception is not None else "FINISHED"
             workflow.error = exception
             workflow.end_ns = now_ns()
-            self.sink._workflow_finished(workflow)
+            self.sink.workflow_finished(workflow)
 
     def _parent(self) -> _Scope | None:
         """The scope of the calling DSPy call, the attached workflow, or a LangGraph node."""
@@ -406,8 +411,9 @@ def _langchain_scope() -> _Scope | None:
         return None
     for handler in getattr(manager, "handlers", None) or ():
         if isinstance(handler, RunTree):
-            entry = handler._runs.get(parent_run_id)
-            if entry is not None:
-                node = entry.node if entry.node is not None else _direct(entry.workflow)
-                return _Scope(entry.workflow, node, shared=True)
+            found = handler.recording(parent_run_id)
+            if found is not None:
+                workflow, node = found
+                return _Scope(workflow, node if node is not None else _direct(workflow),
+                              shared=True)
     return None

@@ -144,6 +144,15 @@ class RunTree(GraphCallbackHandler):
         """LangChain runs currently tracked (bounded: entries leave when their root ends)."""
         return len(self._runs)
 
+    def recording(self, run_id: UUID) -> tuple[WorkflowRecord, NodeRecord | None] | None:
+        """The workflow (and node) a LangChain run in flight records into, if ours.
+
+        The public lookup for producers that nest their own records in a LangGraph node
+        (the DSPy recorder), instead of reading the run index itself.
+        """
+        entry = self._runs.get(run_id)
+        return None if entry is None else (entry.workflow, entry.node)
+
     # ---- cheap skipping when disabled ---------------------------------------------------------
 
     def _skip_when_disabled(self) -> bool:
@@ -168,14 +177,14 @@ class RunTree(GraphCallbackHandler):
         workflow = WorkflowRecord(
             run_id=run_id,
             start_ns=now_ns(),
-            name=str(metadata.get("workflow_name") or self.workflow_name or name or kind),
-            version=_opt_str(metadata.get("workflow_version") or self.workflow_version),
+            name=_first_text(metadata.get("workflow_name"), self.workflow_name, name) or kind,
+            version=_first_text(metadata.get("workflow_version"), self.workflow_version),
             kind=kind,
             metadata=dict(metadata),
             tags=list(tags or ()),
             inputs=_shallow_copy(inputs),
-            configured_name=str(self.workflow_name or name or kind),
-            configured_version=_opt_str(self.workflow_version),
+            configured_name=_first_text(self.workflow_name, name) or kind,
+            configured_version=_first_text(self.workflow_version),
         )
         workflow.run_ids.append(run_id)
         self._runs[run_id] = _Entry(workflow, None)
@@ -277,8 +286,19 @@ def _shallow_copy(value: Any) -> Any:
     return value
 
 
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _first_text(*candidates: Any) -> str | None:
+    """The first candidate that is set and printable: a metadata value whose ``__str__``
+    raises costs that field only (the next candidate names the workflow), never the run."""
+    for value in candidates:
+        if value is None or value == "":
+            continue
+        try:
+            text = value if isinstance(value, str) else str(value)
+        except Exception:
+            continue
+        if isinstance(text, str) and text:
+            return text
+    return None
 
 
 def _as_uuid(run_id: Any) -> UUID:

@@ -32,8 +32,8 @@ applies them.
   odd input (bytes, ``None``, objects) is converted, and an internal failure
   replaces the whole string with ``<REDACTION_FAILED>`` (fail closed).
 
-Decisions a user may trip over are documented in docs/OBSERVABILITY.md
-("Security and PII"): a bare ``1.2.3.4`` is an IPv4 address (``v1.2.3.4`` and
+Decisions a user may trip over are documented in docs/features/security.md:
+a bare ``1.2.3.4`` is an IPv4 address (``v1.2.3.4`` and
 five-part versions are not); bare 9- or 10-digit runs are not SSNs or phone
 numbers unless a context word (``SSN``) or a ``+`` says so.
 """

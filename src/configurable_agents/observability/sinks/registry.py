@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from configurable_agents.config.pipeline_config import PipelineConfig
 from configurable_agents.config.schema import MLFlowConfig, ObservabilityConfig
 from configurable_agents.observability.sinks.base import Sink
 
@@ -19,13 +20,17 @@ from configurable_agents.observability.sinks.base import Sink
 ONLINE_EVAL_MODULE = "configurable_agents.online_eval.sink"
 
 
-def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]:
+def build_sinks(config: ObservabilityConfig, settings: PipelineConfig) -> list[Sink]:
     """The enabled sinks, in the order they receive each workflow."""
     sinks: list[Sink] = []
-    if mlflow.enabled:
+    mlflow = config.mlflow
+    if mlflow is not None and mlflow.enabled:
         from configurable_agents.observability.sinks.mlflow.sink import MlflowSink
 
-        sinks.append(MlflowSink(mlflow))
+        # The pipeline's queueing settings, wherever they were written.
+        sinks.append(MlflowSink(mlflow.model_copy(update={
+            "async_logging": settings.async_logging, "queue_size": settings.queue_size,
+        })))
     if config.jsonl is not None and config.jsonl.enabled:
         from configurable_agents.observability.sinks.jsonl import JsonlSink
 
@@ -41,5 +46,6 @@ def build_sinks(config: ObservabilityConfig, mlflow: MLFlowConfig) -> list[Sink]
     if config.online_eval is not None and config.online_eval.enabled:
         module = importlib.import_module(ONLINE_EVAL_MODULE)
         cap = config.prometheus.max_label_values if config.prometheus is not None else 50
-        sinks.append(module.OnlineEvalSink(config.online_eval, mlflow, prometheus_cap=cap))
+        sinks.append(module.OnlineEvalSink(config.online_eval, mlflow or MLFlowConfig(),
+                                           prometheus_cap=cap))
     return sinks

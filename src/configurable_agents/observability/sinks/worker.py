@@ -16,6 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from configurable_agents.observability import forksafe
 from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 
@@ -51,6 +52,16 @@ class SinkWorker:
         self._inflight: dict[int, WorkflowFacts] = {}
         self._closed = False
         sink.bind_wake(self.wake)
+        forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Fresh queue, locks and threads in a forked child (the parent's queue is its own)."""
+        self._queue = queue.Queue(maxsize=max(1, self.sink.queue_size))
+        self._threads = []
+        self._threads_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._submitted = self._completed = 0
+        self._inflight = {}
 
     # ---- pipeline side ------------------------------------------------------------------------
 

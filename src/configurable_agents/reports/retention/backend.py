@@ -83,9 +83,15 @@ class Backend:
             self.client = MlflowClient(tracking_uri=self.uri)
 
     def experiments(self, names: Sequence[str]) -> list[tuple[str, str]]:
-        """``(name, id)`` for each name; an unknown one is an error naming what exists."""
+        """``(name, id)`` for each name; an unknown one is an error naming what exists.
+
+        No names: every active experiment holding configurable-agents workflow runs.
+        """
         if not names:
-            raise RetentionError("no experiment given")
+            from configurable_agents.reports.access import our_experiments
+
+            with store_errors(self.uri, "read experiments"):
+                return our_experiments(self.client)
         found: dict[str, tuple[str, str]] = {}
         with store_errors(self.uri, "read experiments"):
             for name in names:

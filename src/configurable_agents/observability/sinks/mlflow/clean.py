@@ -6,23 +6,20 @@ MLflow's limits and made encodable, ``mlflow.``-prefixed tags are refused unless
 listed in :data:`ALLOWED_MLFLOW_TAGS` (they are MLflow's own controls: a forged
 ``mlflow.parentRunId`` would attach runs anywhere), and artifact names become
 safe relative names (:func:`~.keys.safe_artifact_name`) or are dropped.
-The mapping is documented in docs/OBSERVABILITY.md ("Names MLflow accepts").
+The mapping is documented in docs/features/reliability.md ("Names MLflow accepts").
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import replace
 
+from configurable_agents.observability.diagnostics import Diagnostics
 from configurable_agents.observability.sinks.mlflow.keys import (
     MAX_TAG_VALUE,
     mlflow_key,
     safe_artifact_name,
 )
 from configurable_agents.observability.sinks.run_plan import RunPlan
-
-logger = logging.getLogger("configurable_agents.observability")
 
 MAX_PARAM_VALUE = 6000  # MLflow's limits
 MAX_RUN_NAME = 250
@@ -32,9 +29,9 @@ ALLOWED_MLFLOW_TAGS = frozenset({"mlflow.note.content"})
 
 _STATUSES = frozenset({"RUNNING", "FINISHED", "FAILED", "KILLED", "SCHEDULED"})
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-_MAX_WARNED = 64
+# One bounded log-once set for the process (writers on several threads share it).
+_diagnostics = Diagnostics(max_kinds=64)
+_warn_once = _diagnostics.warn_once
 
 
 def text(value: object, limit: int | None = None) -> str:
@@ -92,11 +89,3 @@ def _number(value: object) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number  # NaN and infinities are valid MLflow metric values
-
-
-def _warn_once(kind: str, message: str, *args: object) -> None:
-    with _warned_lock:
-        if kind in _warned or len(_warned) >= _MAX_WARNED:
-            return
-        _warned.add(kind)
-    logger.warning(message, *args)

@@ -1,6 +1,6 @@
 """MLflow's naming rules: keys it accepts, artifact names that stay inside a run, tag limits.
 
-The documented mapping (docs/OBSERVABILITY.md, "Names MLflow accepts"); only the MLflow
+The documented mapping (docs/features/reliability.md, "Names MLflow accepts"); only the MLflow
 sink knows it, since other sinks encode the same facts their own way.
 """
 

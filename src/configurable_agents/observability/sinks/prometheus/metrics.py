@@ -5,7 +5,7 @@
 ``gen_ai_client_operation_duration_seconds``, with the conventions' bucket boundaries and
 attribute names (dots as underscores). Where no convention exists (cost, runs by status,
 retries, fallbacks, unpriced calls) the name starts with ``configurable_agents_``.
-docs/OBSERVABILITY.md ("Prometheus and alerting") lists every name, type, unit and label.
+docs/sinks/prometheus.md lists every name, type, unit and label.
 """
 
 from __future__ import annotations

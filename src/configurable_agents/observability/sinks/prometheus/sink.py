@@ -50,7 +50,7 @@ def current_metrics() -> PrometheusMetrics | None:
 
 
 class PrometheusSink(Sink):
-    """Counters and histograms for scraping; see docs/OBSERVABILITY.md for every metric."""
+    """Counters and histograms for scraping; see docs/sinks/prometheus.md for every metric."""
 
     name: ClassVar[str] = "prometheus"
 
