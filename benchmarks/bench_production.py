@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 JSON_OUT = ROOT / "benchmarks" / "results" / "production.json"
 BEGIN, END = "<!-- production:begin -->", "<!-- production:end -->"
-SECTIONS = ("throughput", "sampling", "catchup")
+SECTIONS = ("throughput", "sampling", "catchup", "requests", "ceiling", "direct_db",
+            "scale_out")
 
 
 @dataclass(slots=True)
@@ -58,10 +59,18 @@ class Sizes:
     catchup_rate_per_s: float = 10.0
     catchup_outage_s: float = 30.0
     catchup_max_s: float = 60.0
+    requests_workflows: int = 16
+    ceiling_seconds: float = 40.0
+    ceiling_threads: int = 16
+    ceiling_rounds: int = 1
+    direct_seconds: float = 30.0
+    scale_instances: tuple[int, ...] = (1, 2)
+    scale_seconds: float = 30.0
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(4, 8, (1, 4), (0.0, 5.0), 4.0, 20.0, 20, 5.0, 3.0, 60.0)
+        return cls(4, 8, (1, 4), (0.0, 5.0), 4.0, 20.0, 20, 5.0, 3.0, 60.0,
+                   6, 4.0, 4, 1, 3.0, (1, 2), 3.0)
 
 
 @dataclass(slots=True)
@@ -70,6 +79,7 @@ class Results:
     throughput: list[dict[str, Any]] = field(default_factory=list)
     sampling: dict[str, Any] = field(default_factory=dict)
     catchup: dict[str, Any] = field(default_factory=dict)
+    ceiling: dict[str, Any] = field(default_factory=dict)  # requests, ceiling, direct, scale
 
 
 @contextmanager
@@ -81,8 +91,12 @@ def team_server(workers: int = 4) -> Iterator[Any]:
     cluster = start_postgres()
     try:
         backend = cluster.create_database(f"bench_{uuid.uuid4().hex[:8]}")
-        server = MlflowServer(backend, root / "artifacts", workers=workers)
+        from benchmarks.bench_ceiling import LOADED_HOST_ARGS
+
+        server = MlflowServer(backend, root / "artifacts", workers=workers,
+                              extra_args=LOADED_HOST_ARGS)
         server.start()
+        server.cluster = cluster  # the scale-out section creates its own database in it
         try:
             yield server
         finally:
@@ -317,8 +331,21 @@ def render(results: Results) -> str:
                   + ("spool empty" if c["emptied"] else f"{c['spool_left']} still spooled")
                   + f": drain {_num(rate)} workflows/s = "
                   f"{_num(c['drain_ratio_to_offered'])}x the offered load."]
+    from benchmarks.bench_ceiling import render as render_limits
+
+    lines += render_limits(results.ceiling)
     lines += ["", END]
     return "\n".join(lines)
+
+
+def merge_previous(results: Results, previous: dict[str, Any]) -> Results:
+    """``results`` of an ``--only`` run completed with the previous run's other sections."""
+    merged = Results(sizes={**previous.get("sizes", {}), **results.sizes})
+    merged.throughput = results.throughput or previous.get("throughput", [])
+    merged.sampling = results.sampling or previous.get("sampling", {})
+    merged.catchup = results.catchup or previous.get("catchup", {})
+    merged.ceiling = {**previous.get("ceiling", {}), **results.ceiling}
+    return merged
 
 
 def _num(value: float | None) -> str:
@@ -352,7 +379,31 @@ def run(sizes: Sizes, sections: tuple[str, ...], say: Any) -> Results:
             results.sampling = measure_sampling(server, sizes, tmp, say)
         if "catchup" in sections:
             results.catchup = measure_catchup(server, sizes, tmp, say)
+        measure_limits(server, sizes, sections, tmp, results.ceiling, say)
     return results
+
+
+def measure_limits(server: Any, sizes: Sizes, sections: tuple[str, ...], tmp: Path,
+                   out: dict[str, Any], say: Any) -> None:
+    """Issue #30's sections (``benchmarks/bench_ceiling.py``) on the same team server."""
+    from benchmarks import bench_ceiling as ceiling
+
+    # A saturated server on a loaded 2-core machine can take seconds per call: these
+    # sections measure capacity, not outages (the catch-up section wants the short timeout).
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "300"
+    if "requests" in sections:
+        out["requests"] = ceiling.measure_requests(server, tmp, sizes.requests_workflows, say)
+    if "ceiling" in sections:
+        out["ceiling"] = ceiling.measure_ceiling(server, tmp, sizes.ceiling_seconds,
+                                                 sizes.ceiling_threads, sizes.ceiling_rounds,
+                                                 say)
+    if "direct_db" in sections:
+        out["direct_db"] = ceiling.measure_direct_db(server.backend_uri, tmp,
+                                                     sizes.direct_seconds,
+                                                     sizes.ceiling_threads, say)
+    if "scale_out" in sections:
+        out["scale_out"] = ceiling.measure_scale_out(server.cluster, tmp, sizes.scale_instances,
+                                                     sizes.scale_seconds, say)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = Sizes.quick() if args.quick else Sizes()
     results = run(sizes, tuple(args.only or SECTIONS), say)
+    if args.only and JSON_OUT.exists():  # keep the last numbers of the sections not rerun
+        results = merge_previous(results, json.loads(JSON_OUT.read_text(encoding="utf-8")))
     block = render(results)
     JSON_OUT.parent.mkdir(parents=True, exist_ok=True)
     JSON_OUT.write_text(json.dumps(asdict(results), indent=2) + "\n", encoding="utf-8")

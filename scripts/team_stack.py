@@ -4,8 +4,12 @@ The same helpers the tests use (``tests/servers.py``), so what you try by hand i
 checks. Everything binds to 127.0.0.1, lives in a temp directory and stops on Ctrl-C::
 
     make team-stack                      # or: .venv/bin/python scripts/team_stack.py --workers 4
+    .venv/bin/python scripts/team_stack.py --instances 3 --workers 2   # scale-out shape
 
-Then point a handler at the printed ``tracking_uri``. Needs Debian's ``postgresql`` and the
+Then point a handler at the printed ``tracking_uri``. With ``--instances N`` there are N
+``mlflow server`` instances on consecutive ports over the same database and bucket (they
+keep no state of their own): spread writers over the printed URIs, one per app replica or
+behind any HTTP load balancer (docs/guide/throughput.md). Needs Debian's ``postgresql`` and the
 dev extra (``moto[server]``, ``boto3``, ``psycopg``).
 """
 
@@ -29,32 +33,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="mlflow server --workers")
     parser.add_argument("--port", type=int, default=5000, help="mlflow server port")
     parser.add_argument("--bucket", default="mlflow-artifacts")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="mlflow server instances over the same database and bucket")
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
+    if not 1 <= args.instances <= 16:
+        parser.error("--instances must be between 1 and 16")
     # Ctrl-C, or a plain `kill` (SIGTERM), stops the three servers through the finally below.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="ca-team-stack-"))
     cluster = start_postgres()
     s3 = S3Server(args.bucket, root)
-    server: MlflowServer | None = None
+    servers: list[MlflowServer] = []
     try:
         backend = cluster.create_database(f"mlflow_{uuid.uuid4().hex[:6]}")
         s3.start()
-        server = MlflowServer(backend, root / "artifacts", args.port,
-                              artifacts_destination=f"s3://{args.bucket}", env=s3.env,
-                              workers=args.workers)
-        server.start()
+        for i in range(args.instances):
+            server = MlflowServer(backend, root / f"artifacts-{i}", args.port + i,
+                                  artifacts_destination=f"s3://{args.bucket}", env=s3.env,
+                                  workers=args.workers)
+            servers.append(server)
+            server.start()
+        urls = ", ".join(f'"{s.url}"' for s in servers)
         print(f"PostgreSQL: {backend}\nS3 (moto): {s3.url} bucket {args.bucket}\n"
-              f"mlflow server --workers {args.workers}: {server.url}\n\n"
-              f"tracking_uri: \"{server.url}\"   (Ctrl-C stops everything)", flush=True)
+              f"mlflow server --workers {args.workers} x {args.instances}: {urls}\n\n"
+              f"tracking_uri: {urls}   (one per writer; Ctrl-C stops everything)", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
         s3.stop()
         cluster.stop()

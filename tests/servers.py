@@ -222,12 +222,14 @@ class MlflowServer:
         artifacts_destination: str | None = None,
         env: dict[str, str] | None = None,
         workers: int = 1,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.backend_uri = backend_uri
         self.artifacts_dir = artifacts_dir
         self.artifacts_destination = artifacts_destination or artifacts_dir.as_uri()
         self.extra_env = dict(env or {})
         self.workers = workers
+        self.extra_args = list(extra_args or [])  # e.g. --uvicorn-opts for a loaded host
         self.port = port or free_port()
         self.log_path = artifacts_dir.parent / f"mlflow-server-{self.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -256,6 +258,7 @@ class MlflowServer:
                 str(self.port),
                 "--workers",
                 str(self.workers),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -21,13 +21,11 @@ whole on one thread (its runs, then its trace).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from configurable_agents.config.schema import MLFlowConfig
-from configurable_agents.names import Tag
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.observability.sinks.mlflow.breaker import Breaker
 from configurable_agents.observability.sinks.mlflow.drain import Drainer
@@ -108,6 +106,7 @@ class MlflowSink(Sink):
     def tick(self) -> None:
         self.early.tick()
         self.rollup_writer.write_due(everything=False)
+        self._send_traces(timeout=None)
         self.drainer.maybe_drain()
 
     # ---- export (worker thread) ---------------------------------------------------------------
@@ -179,7 +178,7 @@ class MlflowSink(Sink):
                     break
                 continue
             self._exported_ok(facts.langchain_run_id, run_id)
-            self._write_trace(facts, plan, run_id, experiment_id)
+            self._write_trace(facts, plan, run_id, (experiment, experiment_id))
             return None
         self.breaker.trip()
         return "MLflow write failed"
@@ -192,18 +191,20 @@ class MlflowSink(Sink):
         return trace_run_tags(facts)
 
     def _write_trace(self, facts: WorkflowFacts, plan: RunPlan, run_id: str,
-                     experiment_id: str) -> None:
-        """The trace after its runs; a failure is counted, the runs are already safe."""
-        if not self.config.log_traces:
-            return
-        try:
-            from configurable_agents.observability.sinks.mlflow.traces import export_trace
+                     experiment: tuple[str, str]) -> None:
+        """The trace after its runs (spans batched); a failure is counted, the runs are safe."""
+        if self.config.log_traces:
+            from configurable_agents.observability.sinks.mlflow.trace_shipping import write_trace
+            write_trace(self, facts, plan, run_id, experiment)
 
-            export_trace(self.writer, facts, plan, experiment_id, run_id, self.plan_options)
-        except Exception as exc:
-            self.diagnostics.internal_error("export:trace", exc)
-            with contextlib.suppress(Exception):  # never point at a trace that is not there
-                self.writer.client.delete_tag(run_id, Tag.TRACE_ID)
+    def _send_traces(self, timeout: float | None) -> bool:  # spans batched by trace_shipping
+        from configurable_agents.observability.sinks.mlflow.trace_shipping import send_traces
+        return send_traces(self._writer if self.config.log_traces else None, self.diagnostics,
+                           timeout)
+
+    def spooled_for_replay(self, count: int) -> None:  # a failed span batch (trace_shipping)
+        self.keeper.maybe_nonempty = True
+        self.counters.add("spooled", count)
 
     def _exported_ok(self, langchain_run_id: str, run_id: str) -> None:
         self.breaker.reset()
@@ -250,9 +251,10 @@ class MlflowSink(Sink):
         """Write open rollups, replay what this process spooled; True when all is in MLflow."""
         deadline = time.monotonic() + timeout
         self.rollup_writer.write_due(everything=True)
+        traces_out = self._send_traces(timeout=max(0.0, deadline - time.monotonic()))
         # In batches, so a large spool (a long outage) cannot hold flush()/close() past timeout.
         self.drainer.flush(deadline)
-        return self.counters.get("spooled") <= self.counters.get("replayed")
+        return traces_out and self.counters.get("spooled") <= self.counters.get("replayed")
 
 def _import_mlflow_here(with_traces: bool) -> None:
     """Import MLflow now, on the thread building the handler, not later on our worker.
