@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -28,12 +29,12 @@ from tests.test_handler_shapes import article_writer, make_handler, runs_of
 DAY_MS = 86_400_000
 
 
-def run_version(store: str, experiment: str, version: str) -> str:
+def run_version(store: str, experiment: str, version: str, **metadata: Any) -> str:
     """One finished workflow of ``writer`` at ``version``: its MLflow parent run id."""
     handler = make_handler(store, experiment, workflow_name="writer", workflow_version=version)
     root = uuid.uuid4()
     article_writer(repeating("text", 100, 50)).invoke(
-        {"topic": "owls"}, config={"callbacks": [handler], "run_id": root})
+        {"topic": "owls"}, config={"callbacks": [handler], "run_id": root, "metadata": metadata})
     assert handler.flush(timeout=30)
     handler.close(timeout=10)
     (parent,) = [r for r in runs_of(MlflowClient(store), experiment)[0]
@@ -111,3 +112,51 @@ def test_no_scores_and_bad_options(mlflow_store, experiment_name):
     for bad, exit_code in ((["--bucket", "month"], 2), (["--since", "soon"], 1)):
         code, out, err = _report(mlflow_store, experiment_name, *bad)
         assert code == exit_code and out == "" and err.strip().count("\n") == 0, err
+
+
+def _compare(store: str, experiment: str, baseline: str, candidate: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, [
+        "report", "compare", "--tracking-uri", store, "-e", experiment, "--baseline", baseline,
+        "--candidate", candidate, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_compare_production_runs_unpaired(mlflow_store, experiment_name, scored):
+    shown = _compare(mlflow_store, experiment_name, "params.workflow_version = '1.0'",
+                     "params.workflow_version = '2.0'")
+    (score,) = shown["scores"]
+    # Units are runs: v1 runs a (0.5) and b (1.0), v2 run c (0.0); d has no feedback.
+    assert score["score"] == "feedback/helpful" and score["pairing"] == "unpaired"
+    assert score["baseline"] == 0.75 and score["candidate"] == 0.0
+    assert score["baseline_count"] == 3 and score["candidate_count"] == 1
+    assert score["units"] == [2, 1]
+    # The candidate's one run is always 0; the baseline resamples to 0.5, 0.75 or 1.0.
+    assert score["delta"] == {"estimate": -0.75, "low": -1.0, "high": -0.5}
+    table = CliRunner().invoke(app, [
+        "report", "compare", "--tracking-uri", mlflow_store, "-e", experiment_name,
+        "--baseline", "params.workflow_version = '1.0'",
+        "--candidate", "params.workflow_version = '2.0'"])
+    assert "-0.750 [-1.000, -0.500]" in table.stdout and "- (runs)" in table.stdout
+
+
+def test_compare_evaluation_examples_paired_by_example_id(mlflow_store, experiment_name):
+    values = {("E1", "q1"): 0, ("E1", "q2"): 1, ("E1", "q3"): 0,
+              ("E2", "q1"): 1, ("E2", "q2"): 1, ("E2", "q4"): 1}
+    for (evaluation, example), value in values.items():
+        run_id = run_version(mlflow_store, experiment_name, evaluation, ca_tags={
+            "eval_run_id": evaluation, "eval_example_id": example})
+        log_feedback(run_id, "correct", value, tracking_uri=mlflow_store)
+    shown = _compare(mlflow_store, experiment_name, "tags.eval_run_id = 'E1'",
+                     "tags.eval_run_id = 'E2'")
+    (score,) = shown["scores"]
+    # Only q1 and q2 are on both sides: differences +1 and 0, paired.
+    assert score["pairing"] == "example" and score["units"] == [2, 2]
+    assert score["baseline"] == 0.5 and score["candidate"] == 1.0
+    assert score["delta"]["estimate"] == 0.5
+    assert score["delta"]["low"] == 0.0 and score["delta"]["high"] == 1.0
+    csv_out = CliRunner().invoke(app, [
+        "report", "compare", "--tracking-uri", mlflow_store, "-e", experiment_name,
+        "--baseline", "tags.eval_run_id = 'E1'", "--candidate", "tags.eval_run_id = 'E2'",
+        "--format", "csv"]).stdout
+    assert "score,feedback/correct,0.5,1.0,0.5," in csv_out

@@ -187,14 +187,16 @@ def compare(
     fmt: Format = FORMAT,
     output: Path | None = OUTPUT,
     direct_db: bool = DIRECT_DB,
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (evaluation runs)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (accuracy and scores)."),
 ) -> None:
     """Side-by-side measures with absolute and relative deltas, overall and per node.
 
     When both sides name evaluation runs (run ids, or filters matching them), compare
     their example runs and add accuracy and cost per correct answer, paired by example
-    id, with paired-bootstrap 95% intervals and a verdict. Exit 1 when a side matches no
-    workflow runs (there is nothing to compare).
+    id, with paired-bootstrap 95% intervals and a verdict. Feedback and online scores
+    (``feedback/*``, ``quality/*``) get bootstrap 95% intervals too: paired by example id
+    on evaluation runs, unpaired (each side resampled) on production runs. Exit 1 when a
+    side matches no workflow runs (there is nothing to compare).
     """
     from configurable_agents.reports import render
     from configurable_agents.reports.quality import (
@@ -218,7 +220,7 @@ def compare(
         with _progress() as progress:
             result = compare_runs(baseline, candidate, tracking_uri=tracking_uri,
                                   experiments=experiment, since=since, until=until,
-                                  progress=progress, direct_db=direct_db)
+                                  progress=progress, direct_db=direct_db, seed=seed)
     except ReportError as exc:
         raise _report_failure(exc) from None
     if result.empty_sides:  # a half-empty table would look like an answer
