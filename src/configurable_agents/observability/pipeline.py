@@ -8,14 +8,16 @@ an overflow thread that builds their facts and lets each sink *spill* them
 (MLflow: to the spool on disk), never dropped and never blocking the caller
 (unless ``block_on_full``). In synchronous mode (``async_logging: false``) the
 same code runs on the caller. At interpreter exit, every live pipeline gets a
-bounded chance to flush; what is still queued then is spilled.
+bounded chance to flush; what is still queued then is spilled. The facts thread,
+the overflow thread and every sink's worker are the same
+:class:`~configurable_agents.observability.worker.BoundedWorker`, so queueing,
+spilling, bounded close and restart after ``fork()`` are written once.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import queue
 import threading
 import time
 import weakref
@@ -33,8 +35,7 @@ from configurable_agents.observability.facts.model import WorkflowStart
 from configurable_agents.observability.sampling import Sampler
 from configurable_agents.observability.sinks.base import Sink, SinkStats
 from configurable_agents.observability.sinks.worker import SinkWorker
-
-_STOP = object()
+from configurable_agents.observability.worker import FULL, BoundedWorker
 
 
 @dataclass(slots=True)
@@ -45,7 +46,7 @@ class _Finished:
 
 
 class Pipeline:
-    """Owns the facts thread and one :class:`SinkWorker` per sink."""
+    """Owns the facts worker, its overflow worker and one :class:`SinkWorker` per sink."""
 
     def __init__(
         self,
@@ -68,29 +69,33 @@ class Pipeline:
         for sink in self.sinks:
             sink.bind_diagnostics(diagnostics)
             sink.bind_health(self.sink_stats)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
-        self._overflow: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._overflow_thread: threading.Thread | None = None
-        self._thread_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._submitted = 0
-        self._completed = 0
+        # Records the facts queue has no room for: facts built off the caller, then spilled.
+        # Neither worker spills an in-flight record at close: it is still being built and
+        # handed to the sinks, whose own close spills what they hold.
+        self._overflow: BoundedWorker[_Finished] = BoundedWorker(
+            "overflow", self._spill, self._process, diagnostics, queue_size=0,
+            spill_inflight=False,
+        )
+        self._facts: BoundedWorker[_Finished] = BoundedWorker(
+            "pipeline", self._process, self._process, diagnostics,
+            queue_size=settings.queue_size, block_on_full=settings.block_on_full,
+            inline=inline, on_full=self._overflowed, spill_inflight=False,
+        )
+        self._lock = threading.Lock()
         self._dropped = 0  # not logged on purpose: tenant refused (fail closed)
         self._failed = 0  # facts could not be built
-        self._closed = False
         if self.sinks:
             _register_atexit(self)
         forksafe.register(self)
 
     def _after_fork_in_child(self) -> None:
-        """Fresh queues, locks and threads in a forked child, so its workflows drain."""
-        self._queue = queue.Queue(maxsize=self.settings.queue_size)
-        self._overflow = queue.SimpleQueue()
-        self._thread = self._overflow_thread = None
-        self._thread_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._submitted = self._completed = self._dropped = self._failed = 0
+        """Fresh counters in a forked child; the workers reset their own queues and threads."""
+        self._lock = threading.Lock()
+        self._dropped = self._failed = 0
+
+    @property
+    def _closed(self) -> bool:
+        return self._facts.closed
 
     def sink(self, name: str) -> Sink | None:
         return next((s for s in self.sinks if s.name == name), None)
@@ -117,57 +122,25 @@ class Pipeline:
         item = _Finished(workflow, options)
         for sink in self.sinks:
             sink.on_finish(workflow.run_id)
-        with self._cond:
-            self._submitted += 1
-        if not self.settings.async_logging or self._closed:
-            self._process(item)  # sync mode, or after close(): here rather than lost
-            return
-        self._ensure_thread("_thread", self._loop, "pipeline")
-        item.on_disk = self.journal.handoff()
-        if self.settings.block_on_full:
-            self._queue.put(item)
+        if self.settings.async_logging and not self._closed:
+            item.on_disk = self.journal.handoff()
+        if self._facts.submit(item):
             self.journal.wait(item.on_disk)
-            return
-        try:
-            self._queue.put_nowait(item)
-            self.journal.wait(item.on_disk)
-        except queue.Full:
-            self._overflow.put(item)
-            self._ensure_thread("_overflow_thread", self._overflow_loop, "overflow")
-            self.diagnostics.warn_once(
-                "queue_full",
-                "export queue full (%d workflows; a backend is slow or down): spilling to each "
-                "sink's fallback (MLflow: the spool). Raise observability.pipeline.queue_size "
-                "if this is normal load.",
-                self.settings.queue_size,
-            )
 
-    def _ensure_thread(self, attr: str, target: Any, label: str) -> None:
-        if getattr(self, attr) is not None:
-            return
-        with self._thread_lock:
-            if getattr(self, attr) is None:
-                thread = threading.Thread(
-                    target=target, name=f"configurable-agents-{label}", daemon=True
-                )
-                thread.start()
-                setattr(self, attr, thread)
+    def _overflowed(self, item: _Finished) -> None:
+        self._overflow.submit(item)
+        self.diagnostics.warn_once(
+            "queue_full",
+            "export queue full (%d workflows; a backend is slow or down): spilling to each "
+            "sink's fallback (MLflow: the spool). Raise observability.pipeline.queue_size "
+            "if this is normal load.",
+            self.settings.queue_size,
+        )
 
     # ---- pipeline threads ---------------------------------------------------------------------
 
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            self._process(item)
-
-    def _overflow_loop(self) -> None:
-        while True:
-            item = self._overflow.get()
-            if item is _STOP:
-                return
-            self._process(item, spill_reason="queue full")
+    def _spill(self, item: _Finished) -> None:
+        self._process(item, spill_reason=FULL)
 
     def _process(self, item: _Finished, spill_reason: str | None = None) -> None:
         try:
@@ -184,24 +157,21 @@ class Pipeline:
                     worker.spill(facts, spill_reason)
         except Exception as exc:
             self.diagnostics.internal_error("facts", exc)
-            with self._cond:
+            with self._lock:
                 self._failed += 1
         finally:
             if item.on_disk is not None:
                 item.on_disk.set()  # never leave a caller waiting (facts failed or dropped)
-            with self._cond:
-                self._completed += 1
-                self._cond.notify_all()
 
     # ---- flush / close / stats ----------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
         """True when every workflow finished so far is written by every sink."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._submitted
-            if not self._cond.wait_for(lambda: self._completed >= target, timeout=timeout):
-                return False
+        if not self._facts.wait_idle(timeout):
+            return False
+        if not self._overflow.wait_idle(max(0.0, deadline - time.monotonic())):
+            return False
         done = True
         for worker in self.workers:
             done = worker.flush(max(0.0, deadline - time.monotonic())) and done
@@ -210,43 +180,24 @@ class Pipeline:
     def close(self, timeout: float) -> bool:
         """Flush with a bounded wait; whatever is still queued then is spilled, not lost."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._submitted
-            done = self._cond.wait_for(lambda: self._completed >= target, timeout=timeout)
-        self._closed = True
-        if not done:
-            self._spill_queued()
-        if self._thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(_STOP)
-        if self._overflow_thread is not None:
-            self._overflow.put(_STOP)
+        done = self._facts.close(timeout)
+        done = self._overflow.close(max(0.0, deadline - time.monotonic())) and done
         for worker in self.workers:
             done = worker.close(max(0.0, deadline - time.monotonic())) and done
         return done
-
-    def _spill_queued(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not _STOP:
-                self._process(item, spill_reason="exit before flush finished")
 
     def sink_stats(self) -> dict[str, SinkStats]:
         return {worker.sink.name: worker.stats() for worker in self.workers}
 
     @property
     def pending(self) -> int:
-        with self._cond:
-            own = self._submitted - self._completed
+        own = self._facts.pending + self._overflow.pending
         return own + sum(worker.pending for worker in self.workers)
 
     def counts(self) -> dict[str, int]:
-        with self._cond:
+        with self._lock:
             return {
-                "queued": self._submitted,
+                "queued": self._facts.submitted,
                 "dropped": self._dropped,
                 "failed": self._failed,
             }
