@@ -98,6 +98,7 @@ JSON_INVOCATIONS: dict[tuple[str, ...], list[str] | Callable[[], list[str]]] = {
     ("run",): ["examples/article_writer.yaml", "-i", "topic=x", "--demo"],
     ("validate",): ["examples/article_writer.yaml"],
     ("report", "costs"): ["--group-by", "model"],
+    ("report", "quality"): ["--since", "30d"],
     ("report", "compare"): ["-e", "article_writer", "--baseline",
                             "params.workflow_version = '1.0.0'", "--candidate",
                             "params.workflow_version = '2.0.0'"],

@@ -1,4 +1,4 @@
-"""``configurable-agents report costs | compare``: read runs back from MLflow and summarise them.
+"""``configurable-agents report costs | quality | compare``: read runs back from MLflow.
 
 Errors are one line on stderr (no traceback): exit code 2 for an option value that cannot be
 used (a time out of range, an output folder that does not exist), 1 for everything else (bad
@@ -26,6 +26,7 @@ from configurable_agents.commands.options import (
     check_output,
     emit,
     fail,
+    to_csv,
 )
 
 if TYPE_CHECKING:  # the read side imports MLflow: only inside the commands
@@ -136,6 +137,43 @@ def costs(
         typer.echo(f"Wrote {plot}", err=True)
 
 
+@app.command("quality")
+def quality(
+    tracking_uri: str | None = TRACKING_URI,
+    experiment: list[str] | None = EXPERIMENT,
+    since: str = typer.Option("7d", "--since", help="7d, 12h, 30m, 2w, today or an ISO "
+                              "date/time (UTC). Default: 7d."),
+    until: str | None = UNTIL,
+    bucket: str = typer.Option("day", "--bucket", help="day or week (ISO week, by Monday)."),
+    filter_string: str | None = typer.Option(
+        None, "--filter", help="MLflow filter over workflow runs, e.g. \"tags.team = 'data'\"."),
+    fmt: Format = FORMAT,
+    output: Path | None = OUTPUT,
+    direct_db: bool = DIRECT_DB,
+) -> None:
+    """Feedback and online scores per workflow and version, per day: mean and count."""
+    from configurable_agents.reports.reporting import ReportError
+    from configurable_agents.reports.trends import BUCKETS, print_trends, quality_trends
+
+    _http_fail_fast()
+    check_output(output)
+    if bucket not in BUCKETS:
+        raise _fail(f"--bucket {bucket}: use day or week", code=2)
+    try:
+        trends = quality_trends(tracking_uri=tracking_uri, experiments=experiment,
+                                since=since, until=until, filter_string=filter_string,
+                                bucket=bucket, direct_db=direct_db)  # type: ignore[arg-type]
+    except ReportError as exc:
+        raise _report_failure(exc) from None
+    if trends.empty:
+        typer.echo(f"No feedback or online scores on the {trends.runs} workflow runs read.",
+                   err=True)
+    emit(fmt, output, data=lambda: trends.to_dict(),
+         csv_text=lambda: to_csv([p.to_dict() for p in trends.points])
+         if trends.points else "workflow,workflow_version,bucket,score,mean,count,runs\r\n",
+         table=lambda c: print_trends(trends, c))
+
+
 @app.command("compare")
 def compare(
     baseline: str = typer.Option(
@@ -149,14 +187,16 @@ def compare(
     fmt: Format = FORMAT,
     output: Path | None = OUTPUT,
     direct_db: bool = DIRECT_DB,
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (evaluation runs)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (accuracy and scores)."),
 ) -> None:
     """Side-by-side measures with absolute and relative deltas, overall and per node.
 
     When both sides name evaluation runs (run ids, or filters matching them), compare
     their example runs and add accuracy and cost per correct answer, paired by example
-    id, with paired-bootstrap 95% intervals and a verdict. Exit 1 when a side matches no
-    workflow runs (there is nothing to compare).
+    id, with paired-bootstrap 95% intervals and a verdict. Feedback and online scores
+    (``feedback/*``, ``quality/*``) get bootstrap 95% intervals too: paired by example id
+    on evaluation runs, unpaired (each side resampled) on production runs. Exit 1 when a
+    side matches no workflow runs (there is nothing to compare).
     """
     from configurable_agents.reports import render
     from configurable_agents.reports.quality import (
@@ -180,7 +220,7 @@ def compare(
         with _progress() as progress:
             result = compare_runs(baseline, candidate, tracking_uri=tracking_uri,
                                   experiments=experiment, since=since, until=until,
-                                  progress=progress, direct_db=direct_db)
+                                  progress=progress, direct_db=direct_db, seed=seed)
     except ReportError as exc:
         raise _report_failure(exc) from None
     if result.empty_sides:  # a half-empty table would look like an answer

@@ -71,3 +71,29 @@ def cost_delta_pct(
                       out=np.full(resamples, np.nan), where=base_sums > 0)
     samples = (ratio[~np.isnan(ratio)] - 1) * 100
     return _interval((cand.sum() / base.sum() - 1) * 100, samples)
+
+
+def mean_delta(
+    baseline: Sequence[float], candidate: Sequence[float], *, paired: bool,
+    seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
+) -> Interval:
+    """Candidate minus baseline mean of a score (feedback, online scorer).
+
+    ``paired``: the i-th values are the same example on both sides (resampled together,
+    as for accuracy); otherwise each side is resampled on its own (two independent samples
+    of production runs, so the interval is wider).
+    """
+    base = np.asarray(baseline, float)
+    cand = np.asarray(candidate, float)
+    if base.size == 0 or cand.size == 0:
+        raise ValueError("a side has no values")
+    if paired:
+        if base.size != cand.size:
+            raise ValueError("paired samples differ in length")
+        diff = cand - base
+        samples = diff[_indices(diff.size, resamples, seed)].mean(axis=1)
+        return _interval(diff.mean(), samples)
+    rng = np.random.default_rng(seed)
+    base_means = base[rng.integers(0, base.size, size=(resamples, base.size))].mean(axis=1)
+    cand_means = cand[rng.integers(0, cand.size, size=(resamples, cand.size))].mean(axis=1)
+    return _interval(cand.mean() - base.mean(), cand_means - base_means)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from configurable_agents.names import NODE_RUN_PREFIX, Param, Status, Tag
-from configurable_agents.reports.scores import ScoreStat, summarize_scores
+from configurable_agents.reports.scores import ScoreDelta, ScoreStat, summarize_scores
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -241,6 +241,8 @@ class Comparison:
     nodes: tuple[NodeComparison, ...]
     scope: ReportScope
     notes: tuple[str, ...] = ()  # e.g. run ids that were not found
+    # Feedback and online scores with bootstrap intervals (reports.score_compare).
+    scores: tuple[ScoreDelta, ...] = ()
 
     @property
     def empty_sides(self) -> list[str]:
@@ -256,6 +258,7 @@ class Comparison:
             "deltas": [asdict(d) for d in self.deltas],
             "nodes": [{"node": n.node, "deltas": [asdict(d) for d in n.deltas]}
                       for n in self.nodes],
+            "scores": [s.to_dict() for s in self.scores],
             "scope": self.scope.to_dict(),
             "notes": list(self.notes),
         }

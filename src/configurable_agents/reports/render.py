@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -34,7 +34,7 @@ from configurable_agents.reports.model import (
     GroupStats,
     ReportScope,
 )
-from configurable_agents.reports.scores import score_names
+from configurable_agents.reports.scores import ScoreDelta, score_names
 
 _Fmt = Callable[[Any], str]
 
@@ -291,6 +291,8 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         return
     for table in comparison_tables(comparison):
         console.print(table)
+    if comparison.scores:
+        console.print(score_table(comparison.scores))
     console.print(printable(_scope_line(comparison.scope)), markup=False, highlight=False,
                   soft_wrap=True)
 
@@ -307,8 +309,31 @@ def comparison_csv(comparison: Comparison) -> str:
     frame = comparison.to_dataframe()
     for record in frame.itertuples(index=False):
         writer.writerow(["" if _isnull(v) else csv_cell(v) for v in record])
+    for s in comparison.scores:  # the intervals are in the JSON
+        absolute = None if s.delta is None else s.delta.estimate
+        writer.writerow(["score", csv_cell(s.name), *("" if v is None else v for v in (
+            s.baseline_mean, s.candidate_mean, absolute)), ""])
     return buffer.getvalue()
 
 
 def _isnull(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+def score_table(scores: Sequence[ScoreDelta]) -> Table:
+    """Scores beside the measures: means, counts and the delta with its 95% interval."""
+    table = Table(title="Feedback and online scores (95% bootstrap CI)", title_justify="left")
+    for column in ("score", "baseline", "candidate", "delta [95% CI]", "paired by", "units"):
+        table.add_column(column, justify="left" if column == "score" else "right")
+
+    def mean(v: float | None, n: int) -> str:
+        return "-" if v is None else f"{v:.3f} (n={n})"
+
+    for s in scores:
+        d = s.delta
+        table.add_row(printable(s.name), mean(s.baseline_mean, s.baseline_count),
+                      mean(s.candidate_mean, s.candidate_count),
+                      "-" if d is None else f"{d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]",
+                      "example id" if s.pairing == "example" else "- (runs)",
+                      f"{s.units[0]} / {s.units[1]}")
+    return table

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from configurable_agents.config.schema import redact_uri
+from configurable_agents.reports.bootstrap import DEFAULT_SEED
 from configurable_agents.reports.model import (
     GROUP_KEYS,
     MEASURES,
@@ -38,6 +39,7 @@ from configurable_agents.reports.model import (
     percentile,
     summarize,
 )
+from configurable_agents.reports.score_compare import compare_scores
 from configurable_agents.reports.store import (
     PAGE_SIZE,
     ProgressFn,
@@ -228,12 +230,14 @@ def compare_runs(
     until: datetime | str | None = None,
     progress: ProgressFn | None = None,
     direct_db: bool = True,
+    seed: int = DEFAULT_SEED,
 ) -> Comparison:
     """Compare two sets of workflow runs, overall and per node.
 
     Each side is an MLflow filter over workflow runs (``"params.workflow_version = '1.0.0'"``)
     or a comma-separated list of run ids. A side that matches nothing yields ``None`` stats
-    (see :attr:`Comparison.empty_sides`).
+    (see :attr:`Comparison.empty_sides`). Feedback and online scores get bootstrap
+    intervals (``seed``), paired by example id on evaluation example runs.
     """
     since_dt = parse_time_bound(since) if isinstance(since, str) else since
     until_dt = parse_time_bound(until, end=True) if isinstance(until, str) else until
@@ -270,6 +274,7 @@ def compare_runs(
         nodes=tuple(node_comparisons),
         scope=ReportScope(redact_uri(uri), names, since_dt, until_dt, None, reader.name),
         notes=tuple(notes),
+        scores=compare_scores(sides[0], sides[1], seed=seed),
     )
 
 

@@ -13,10 +13,13 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from configurable_agents.names import Quality
+from configurable_agents.reports import bootstrap
 
 PREFIXES = (Quality.FEEDBACK_PREFIX, Quality.ONLINE_PREFIX)
+Pairing = Literal["example", "unpaired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +63,24 @@ def summarize_scores(per_run: Iterable[Mapping[str, tuple[float, int]]]) -> tupl
 def score_names(groups: Iterable[tuple[ScoreStat, ...]]) -> list[str]:
     """Every score name appearing in any group, sorted (the report's score columns)."""
     return sorted({s.name for scores in groups for s in scores})
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreDelta:
+    """One score, baseline vs candidate: unit means, assessment counts and the delta."""
+
+    name: str
+    baseline_mean: float | None
+    candidate_mean: float | None
+    baseline_count: int
+    candidate_count: int
+    pairing: Pairing
+    units: tuple[int, int]  # examples paired (same on both sides) or runs per side
+    delta: bootstrap.Interval | None  # None when a side has no value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.name, "baseline": self.baseline_mean,
+                "candidate": self.candidate_mean, "baseline_count": self.baseline_count,
+                "candidate_count": self.candidate_count, "pairing": self.pairing,
+                "units": list(self.units),
+                "delta": self.delta.as_dict() if self.delta else None}
