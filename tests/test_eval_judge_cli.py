@@ -33,7 +33,7 @@ def test_eval_with_a_judge_from_the_cli(tmp_path: Path, mlflow_store: str, exper
         "--judge", "openai:gpt-4o-mini", "--judge-base-url", f"{provider.url}/v1",
         "--tracking-uri", mlflow_store, "--experiment", experiment_name, "--json"])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
+    metrics = json.loads(result.stdout)["metrics"]  # stdout is the JSON document only
     assert metrics[EvalMetric.ACCURACY] == 0.5  # the judge alone decides correctness
     assert metrics[EvalMetric.JUDGE_COST_USD] > 0
     assert len([p for p, _ in provider.requests if p.endswith("/chat/completions")]) == 2

@@ -18,6 +18,7 @@ from configurable_agents.config import MLFlowConfig, ObservabilityConfig
 from configurable_agents.config.workflow import WorkflowConfig, load_workflow, parse_workflow
 from configurable_agents.observability import MLflowCallbackHandler
 from configurable_agents.runtime import run_workflow_from_config
+from configurable_agents.runtime.summary import SummarySink
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -117,7 +118,8 @@ def test_versions_share_a_handler_and_are_told_apart(
     v2 = example("article_writer_v2.yaml", mlflow_store, experiment_name)
     assert v1.config.mlflow is not None
     handler = MLflowCallbackHandler(
-        v1.config.mlflow, workflow_name="article_writer", workflow_version="1.0.0"
+        v1.config.mlflow, workflow_name="article_writer", workflow_version="1.0.0",
+        sinks=[SummarySink()],  # a shared handler gives summaries when it keeps them
     )
     try:
         r1 = run_workflow_from_config(v1, {"topic": "kelp"}, handler=handler, demo=True)

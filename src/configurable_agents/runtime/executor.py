@@ -392,7 +392,9 @@ def run_workflow_from_config(
     """Run a workflow once and return its final state (+ MLflow run and summary when on).
 
     ``handler``: an existing MLflow handler to share across many runs (flushed, not
-    closed); otherwise one is created from ``observability.mlflow`` when enabled and
+    closed; the result's ``summary`` is filled when it was built with
+    ``sinks=[SummarySink()]``, since summaries come from the facts); otherwise one is
+    created from ``observability.mlflow`` when enabled and
     closed afterwards. ``callbacks``: any other LangChain callbacks to attach.
     ``chat_model_factory``: replaces provider lookup (tests, custom clients).
     ``demo``: use the offline demo model (default: ``CONFIGURABLE_AGENTS_DEMO``).
