@@ -165,9 +165,12 @@ class MlflowSink(Sink):
                         self.keeper.set_aside(experiment, facts, plan, exc)
                         return None
                     # Its experiment may have been deleted since we cached its id: look
-                    # it up again (restored or recreated), then once more.
+                    # it up again (restored or recreated), then once more. The early run
+                    # is kept when its experiment is the same one (a run deleted under us
+                    # stays refused: set aside, not silently re-created).
                     self.writer.forget_experiment(experiment)
-                    early_experiment_id = early_run_id = None
+                    if self.writer.experiment_id(experiment) != early_experiment_id:
+                        early_experiment_id = early_run_id = None
                     continue
                 self.diagnostics.warn_once(
                     f"export:{type(exc).__name__}",
