@@ -176,3 +176,16 @@ def test_sampling_is_deterministic_and_near_the_rate():
 def test_scorers_needing_an_expected_answer_are_refused(scorers):
     with pytest.raises(ValidationError):
         OnlineEvalConfig(enabled=True, scorers=scorers)
+
+
+def test_a_message_serialised_with_a_role_is_scored_by_its_content() -> None:
+    """``{"role", "content"}`` (OpenAI's shape) is a message too, not a mapping to score."""
+    from types import SimpleNamespace
+
+    from configurable_agents.online_eval.subject import subject_of
+
+    facts = SimpleNamespace(
+        inputs={"question": "Capital of Spain?"},
+        outputs={"messages": [{"role": "assistant", "content": "Madrid"}]},
+    )
+    assert subject_of(facts, None).output == "Madrid"  # type: ignore[arg-type]

@@ -31,6 +31,8 @@ def subject_of(facts: WorkflowFacts, output_key: str | None) -> Subject:
         output = list(outputs.values())[-1] if outputs else None
     else:
         output = extract_output(outputs, output_key)
-    if isinstance(output, Mapping) and "content" in output and "type" in output:
-        output = output["content"]  # a serialised message
+    if isinstance(output, Mapping) and "content" in output and (
+        "type" in output or "role" in output
+    ):
+        output = output["content"]  # a serialised message: LangChain's or OpenAI's shape
     return Subject(inputs={str(k): v for k, v in inputs.items()}, output=output)
