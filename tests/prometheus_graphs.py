@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
+from configurable_agents.config.pipeline_config import PipelineConfig
 from configurable_agents.config.prometheus_config import PrometheusConfig
 from configurable_agents.config.schema import ObservabilityConfig
 from configurable_agents.names import Metric
@@ -128,7 +129,7 @@ def fresh_process_metrics(monkeypatch: Any) -> None:
 
 
 def prometheus_handler(
-    recorder: Sink | None = None, **prometheus: Any
+    recorder: Sink | None = None, *, pipeline: PipelineConfig | None = None, **prometheus: Any
 ) -> MLflowCallbackHandler:
     """A handler built from config with only the Prometheus sink on (MLflow off).
 
@@ -136,7 +137,8 @@ def prometheus_handler(
     workflow label is allowed to come from metadata unless a test says otherwise.
     """
     prometheus.setdefault("metadata_workflow_names", True)
-    config = ObservabilityConfig(prometheus=PrometheusConfig(enabled=True, **prometheus))
+    config = ObservabilityConfig(pipeline=pipeline,
+                                 prometheus=PrometheusConfig(enabled=True, **prometheus))
     return MLflowCallbackHandler(config, sinks=[recorder] if recorder is not None else [])
 
 

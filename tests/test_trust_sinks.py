@@ -145,14 +145,18 @@ def test_known_workflow_names_are_never_starved_by_unknown_ones(
 def test_3000_invocations_with_metadata_labels_keep_series_and_scrape_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from configurable_agents.config.pipeline_config import PipelineConfig
     from configurable_agents.config.prometheus_config import PrometheusConfig
     from tests.fakes import repeating
     from tests.prometheus_graphs import fresh_process_metrics, prometheus_handler
 
     fresh_process_metrics(monkeypatch)
     labels = ["team", "tenant_id", "cost_center", "region"]
+    # 3,000 quick invocations outrun the sink's worker: apply back-pressure rather than
+    # drop (the default for a full queue), so the counts below are exact.
     handler = prometheus_handler(metadata_workflow_names=True, workflows=["checkout"],
-                                 attribution_labels=labels, max_label_values=1000)
+                                 attribution_labels=labels, max_label_values=1000,
+                                 pipeline=PipelineConfig(block_on_full=True))
     max_series = PrometheusConfig().max_series
     models = [repeating(model=f"model-{i}") for i in range(7)]
     for i in range(3000):
