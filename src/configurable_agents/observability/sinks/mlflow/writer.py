@@ -168,7 +168,9 @@ class MlflowWriter:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         repository = get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri)
-        repository.log_artifacts(str(root))
+        # The artifact repository sends its own requests (not through our REST store):
+        # an upload to the same path is idempotent, so a lost response is re-sent here.
+        self.client.retry(lambda: repository.log_artifacts(str(root)))
 
     def write_tree(
         self,
