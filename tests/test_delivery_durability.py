@@ -38,10 +38,11 @@ CHILD = """
     from configurable_agents.observability import MLflowCallbackHandler
     from tests.test_reliability import timed_invokes
 
-    url, experiment, spool, count, rate = sys.argv[1:6]
+    url, experiment, spool, count, rate, traces = sys.argv[1:7]
     handler = MLflowCallbackHandler(MLFlowConfig(
         enabled=True, tracking_uri=url, experiment_name=experiment, spool_dir=spool,
-        durability="disk", export_workers=2, sample_rate=float(rate), rollup_bucket_s=3600))
+        durability="disk", export_workers=2, sample_rate=float(rate), rollup_bucket_s=3600,
+        log_traces=traces == "traces"))
     timed_invokes(handler, int(count))
     print("finished", flush=True)
     time.sleep(600)
@@ -49,17 +50,18 @@ CHILD = """
 
 
 def kill_after_finishing(url: str, experiment: str, spool: Path, count: int,
-                         sample_rate: float = 1.0) -> None:
+                         sample_rate: float = 1.0, traces: bool = False,
+                         settle_s: float = 0.3) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(CHILD), url, experiment, str(spool),
-         str(count), str(sample_rate)],
+         str(count), str(sample_rate), "traces" if traces else "no-traces"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         line = child.stdout.readline()
         assert line.strip() == "finished", child.stderr.read() if child.stderr else ""
-        time.sleep(0.3)
+        time.sleep(settle_s)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
@@ -96,3 +98,23 @@ def test_sigkill_keeps_the_rollup_share_of_sampled_out_workflows(mlflow_server: 
     sync(mlflow_server.url, spool)
     report = cost_report(tracking_uri=mlflow_server.url, experiments=[experiment])
     assert report.totals.runs == 12
+
+
+def test_sigkill_while_span_batches_wait_loses_no_trace(mlflow_server: MlflowServer,
+                                                         tmp_path: Path):
+    """Runs and trace infos landed, the spans' batch is held by the network when the
+    process dies: each journal stays until its spans land, so `sync` writes the traces
+    (found runs are not re-made) and every trace has its spans."""
+    experiment = f"durable-spans-{uuid.uuid4().hex[:6]}"
+    spool = tmp_path / "spool"
+    with FaultProxy(mlflow_server.port, Faults(delay_s=120, path_contains="/v1/traces")) as proxy:
+        kill_after_finishing(proxy.url, experiment, spool, 6, traces=True, settle_s=8.0)
+        claimed = [p for p in spool.iterdir() if ".claimed-" in p.name]
+        assert len(claimed) == 6  # runs written, spans held: every journal kept
+    sync(mlflow_server.url, spool)
+    client = MlflowClient(mlflow_server.url)
+    assert_exactly_once(client, experiment, range(6))
+    exp = client.get_experiment_by_name(experiment)
+    traces = client.search_traces(locations=[exp.experiment_id])
+    assert len(traces) == 6
+    assert all(len(t.data.spans) >= 3 for t in traces)  # workflow + 2 nodes (+ calls)

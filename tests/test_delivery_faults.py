@@ -86,3 +86,34 @@ def test_deleted_experiment_is_restored_not_rejected(mlflow_store: str, experime
     assert not list((tmp_path / "spool" / "rejected").glob("*.json"))
     assert client.get_experiment_by_name(experiment_name).lifecycle_stage == "active"
     assert_exactly_once(client, experiment_name, range(3))
+
+
+def test_trace_requests_are_sent_once_and_a_refused_batch_is_replayed(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The trace writer's requests bypass MLflow's process-wide retries too.
+
+    With ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=3`` (an app's setting), MLflow's own
+    ``log_spans`` would send each refused batch 4 times per attempt and hold the worker
+    through its backoff; ours sends it once per attempt (two attempts, then the batch
+    is spooled) and the replay completes the trace once the server takes spans again.
+    """
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    experiment = f"spans-once-{uuid.uuid4().hex[:6]}"
+    faults = Faults(refuse=1.0, refuse_status=503, path_contains="/v1/traces")
+    with FaultProxy(mlflow_server.port, faults) as proxy:
+        handler = proxied_handler(proxy.url, experiment, tmp_path, log_traces=True)
+        timed_invokes(handler, 1)
+        assert handler.flush(30) is False  # the spans are only in the spool
+        # Two batch attempts and a replay or two, one request each; MLflow's own retries
+        # would have sent 4 per attempt (8 for the batch's two attempts alone).
+        assert 3 <= proxy.count("refuse") <= 4
+        faults.refuse = 0.0
+        assert handler.flush(60) is True
+        handler.close(30)
+    client = MlflowClient(mlflow_server.url)
+    assert_exactly_once(client, experiment, range(1))
+    exp = client.get_experiment_by_name(experiment)
+    traces = client.search_traces(locations=[exp.experiment_id])
+    assert len(traces) == 1 and len(traces[0].data.spans) >= 3  # workflow, 2 nodes (+ calls)

@@ -84,7 +84,14 @@ def test_s3_outage_spools_and_loses_nothing(s3_team_server, tmp_path):
         timed_invokes(handler, 4, offset=2)  # the app is unaffected
         assert not handler.flush(60)  # not in MLflow yet: the artifacts had nowhere to go
         assert handler.stats().sinks["mlflow"].spooled >= 4
+        # An artifact-store outage trips the breaker like a tracking outage: /health says
+        # up, so the probe also lists the failed run's artifacts and stays down meanwhile.
+        sink = handler._pipeline.sink("mlflow")
+        assert sink is not None and not sink.up
+        assert sink.writer.artifacts_failing is not None
+        assert sink.probe() is False and not sink.up
         s3.start()  # back (moto starts empty: the bucket is recreated)
+        assert sink.probe() is True and sink.up
         assert handler.flush(120)
         assert_exactly_once(client, experiment, range(6))
         parents, _ = runs_of(client, experiment)

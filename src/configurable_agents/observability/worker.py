@@ -222,6 +222,11 @@ class BoundedWorker(Generic[T]):
             return self._submitted
 
     @property
+    def waiting(self) -> int:
+        """Items queued that no thread has taken yet (approximate, like ``Queue.qsize``)."""
+        return self._queue.qsize()
+
+    @property
     def pending(self) -> int:
         with self._cond:
             return self._submitted - self._completed

@@ -83,6 +83,7 @@ class Sink(ABC):
         self.diagnostics = Diagnostics()
         self._health: Callable[[], Mapping[str, SinkStats]] | None = None
         self._wake: Callable[[], None] | None = None
+        self._backlog: Callable[[], int] | None = None
 
     @abstractmethod
     def export(self, facts: WorkflowFacts) -> None:
@@ -108,6 +109,10 @@ class Sink(ABC):
         """After the queue has drained: push out anything buffered inside the sink."""
         return True
 
+    def begin_close(self) -> None:  # noqa: B027
+        """``close`` has begun: exports still in flight finish after it, and no tick or
+        flush will follow, so they must not leave work for later (e.g. batched spans)."""
+
     def close(self, timeout: float) -> bool:
         """Flush and release resources (threads, files, sockets). Idempotent."""
         return self.flush(timeout)
@@ -128,6 +133,14 @@ class Sink(ABC):
     def wake(self) -> None:
         if self._wake is not None:
             self._wake()
+
+    def bind_backlog(self, backlog: Callable[[], int]) -> None:
+        """The worker's count of queued workflows no thread has taken yet."""
+        self._backlog = backlog
+
+    def backlog(self) -> int:
+        """Workflows waiting in this sink's queue: background work yields to them."""
+        return self._backlog() if self._backlog is not None else 0
 
     def bind_health(self, health: Callable[[], Mapping[str, SinkStats]]) -> None:
         """Give the sink a view of every sink's stats (the Prometheus sink exports them)."""

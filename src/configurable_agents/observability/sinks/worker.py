@@ -49,6 +49,7 @@ class SinkWorker:
             tick=sink.tick,
         )
         sink.bind_wake(self.wake)
+        sink.bind_backlog(lambda: self._worker.waiting)
 
     # ---- pipeline side ------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class SinkWorker:
     def close(self, timeout: float) -> bool:
         """Flush with a bounded wait; what is still queued then is spilled, not lost."""
         deadline = time.monotonic() + timeout
+        self.sink.begin_close()
         done = self._worker.close(timeout)
         try:
             closed = call_within(self.sink.close, deadline - time.monotonic(),

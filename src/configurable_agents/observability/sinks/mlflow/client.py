@@ -25,6 +25,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.rest_store import RestStore
+from mlflow.tracing.client import TracingClient
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.credentials import get_default_host_creds
@@ -74,6 +75,37 @@ class OneShotRestStore(RestStore):
         return response_proto
 
 
+    def log_spans(self, location: str, spans: list[Any], tracking_uri: Any = None) -> list[Any]:
+        """MLflow's ``RestStore.log_spans`` (OTLP to ``/v1/traces``), sent once, our timeout.
+
+        Upstream posts with module-level ``http_request`` defaults (the process-wide
+        retries, minutes against a dead server); a span batch is an upsert of the same
+        rows, so :class:`~.traces.TraceWriter` re-sends or spools it itself.
+        """
+        from mlflow.store.tracking import rest_store as upstream
+
+        if not spans:
+            return []
+        self._validate_workspace_support_if_specified()
+        server_version = self._get_server_version(self.get_host_creds())
+        if server_version is None or server_version < upstream.Version("3.4"):
+            raise NotImplementedError(
+                f"log_spans is not supported by MLflow server version {server_version}")
+        request = upstream.ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource = getattr(spans[0]._span, "resource", None)
+        resource_spans.resource.CopyFrom(upstream.resource_to_otel_proto(resource))
+        resource_spans.scope_spans.add().spans.extend(span.to_otel_proto() for span in spans)
+        response = http_request(
+            self.get_host_creds(), upstream.OTLP_TRACES_PATH, "POST", max_retries=0,
+            backoff_factor=0, timeout=self.timeout_s, data=request.SerializeToString(),
+            extra_headers={"Content-Type": "application/x-protobuf",
+                           upstream.MLFLOW_EXPERIMENT_ID_HEADER: location},
+        )
+        verify_rest_response(response, upstream.OTLP_TRACES_PATH)
+        return spans
+
+
 class _OwnStoreTracking(TrackingServiceClient):
     def __init__(self, tracking_uri: str, store: RestStore) -> None:
         self._own_store = store
@@ -95,6 +127,24 @@ def build_client(tracking_uri: str, timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
         client._tracking_client = _OwnStoreTracking(  # the one private attribute: see docstring
             tracking_uri, OneShotRestStore(tracking_uri, timeout_s))
     return client
+
+
+def build_tracing_client(tracking_uri: str,
+                         timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> TracingClient:
+    """MLflow's ``TracingClient`` for our trace writer; on a server URI, one request per call."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return TracingClient(tracking_uri)
+    return _OwnStoreTracing(tracking_uri, OneShotRestStore(tracking_uri, timeout_s))
+
+
+class _OwnStoreTracing(TracingClient):
+    def __init__(self, tracking_uri: str, store: RestStore) -> None:
+        self._own_store = store
+        super().__init__(tracking_uri)
+
+    @property
+    def store(self) -> RestStore:  # type: ignore[override]
+        return self._own_store
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,8 +1,9 @@
 """Replaying the spool from a live MLflow sink: idle-worker batches, forced drains, flush.
 
 While the backend is up, idle workers replay batches side by side (leaving one for
-new traffic), so a backlog catches up while new traffic flows; while it is down one
-thread probes at the breaker's pace. Every replayed workflow is claimed first
+new traffic, and only while no new workflow waits in the queue), so a backlog catches
+up on the capacity new traffic leaves; while it is down one thread probes at the
+breaker's pace. Every replayed workflow is claimed first
 (one owner across processes, :mod:`..spool_claims`) and written idempotently.
 """
 
@@ -40,8 +41,11 @@ class Drainer:
         if not sink.breaker.up:
             if time.monotonic() - self._last_check < DRAIN_CHECK_INTERVAL_S:
                 return
-            self.drain(force=False)  # one thread probes and replays while it is down
+            # One thread probes; a batch once it answers (then the slots below take over).
+            self.drain(force=False, limit=DRAIN_BATCH)
             return
+        if sink.backlog() > 0:
+            return  # new traffic first: the spool drains on capacity new workflows leave
         if not self._slots.acquire(blocking=False):
             return
         try:  # up: a batch on this worker, beside the others' batches and new traffic

@@ -102,23 +102,38 @@ def _replay_one(spool: Spool, writer: Any, item: Any, result: ReplayResult,
             on_error(exc)
         return False
     if item.trace is not None:
-        _replay_trace(writer, item.trace, experiment_id, run_id, result)
+        trace_error = _replay_trace(writer, item.trace, experiment_id, run_id, result)
+        if trace_error is not None:  # the backend failed: keep it for the next replay
+            spool.release(item)
+            result.failed += 1
+            if on_error is not None:
+                on_error(trace_error)
+            return False
     spool.done(item)
     result.written += 1
     return True
 
 
 def _replay_trace(writer: Any, trace: dict[str, Any], experiment_id: str, run_id: str,
-                  result: ReplayResult) -> None:
-    """Write a spooled workflow's trace after its runs; a failure leaves the runs trace-less."""
+                  result: ReplayResult) -> BaseException | None:
+    """Write a spooled workflow's trace after its runs (written idempotently just before).
+
+    A backend failure (down, 5xx, lost answer) is returned: the workflow stays spooled
+    and the next replay finds its runs and writes the trace (an upsert by trace id). A
+    trace MLflow refuses can never land: the runs stay, trace-less, and are done.
+    """
     from configurable_agents.observability.sinks.mlflow.traces import export_spooled_trace
 
     try:
         export_spooled_trace(writer, trace, experiment_id, run_id)
         result.traces += 1
+        return None
     except Exception as exc:
+        if not is_rejection(exc):
+            return exc
         result.trace_errors += 1
-        logger.warning("the trace of replayed run %s was not written (%s: %s)", run_id,
+        logger.warning("the trace of replayed run %s was refused (%s: %s)", run_id,
                        type(exc).__name__, shorten(flat_message(exc, writer.tracking_uri)))
         with contextlib.suppress(Exception):  # never point at a trace that is not there
             writer.client.delete_tag(run_id, Tag.TRACE_ID)
+        return None

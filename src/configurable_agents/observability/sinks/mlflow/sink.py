@@ -38,6 +38,7 @@ from configurable_agents.observability.sinks.mlflow.spooling import SpoolKeeper
 from configurable_agents.observability.sinks.spool import Spool, spool_dir_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from uuid import UUID
 
     from configurable_agents.observability.facts.model import WorkflowFacts, WorkflowStart
@@ -72,6 +73,7 @@ class MlflowSink(Sink):
         self._state_lock = threading.Lock()
         self._run_ids: dict[str, str] = {}
         self.last_run_id: str | None = None
+        self.closing = False  # set by begin_close: late traces are written, not batched
         _import_mlflow_here(config.log_traces)
 
     @property
@@ -204,6 +206,12 @@ class MlflowSink(Sink):
         from configurable_agents.observability.sinks.mlflow.trace_shipping import send_traces
         return send_traces(self._writer if self.config.log_traces else None, self.diagnostics,
                            timeout)
+
+    def begin_close(self) -> None:
+        self.closing = True
+
+    def take_journal(self, langchain_run_id: str) -> Path | None:  # kept until spans land
+        return self.keeper.take_journal(langchain_run_id)
 
     def spooled_for_replay(self, count: int) -> None:  # a failed span batch (trace_shipping)
         self.keeper.maybe_nonempty = True

@@ -4,12 +4,16 @@ Spans of many workflows share one ``log_spans`` request (:mod:`.traces`); these 
 keep that out of the sink's delivery loop: the trace info is written after the runs, ticks
 send the span batches that are due, ``flush`` sends all of them, and a batch that failed
 twice is spooled workflow by workflow, so the replay (idempotent by LangChain run id, same
-trace and span ids) writes it exactly once.
+trace and span ids) writes it exactly once. With ``durability: disk`` a workflow's journal
+file (which holds its trace) is kept until its span batch lands, so a SIGKILL while spans
+wait loses no trace: the next drain or ``sync`` writes it; a failed batch hands the journal
+back to the spool instead of writing a second file.
 """
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from configurable_agents.names import Tag
@@ -18,6 +22,7 @@ from configurable_agents.observability.sinks.mlflow.traces import (
     export_trace,
     flush_traces,
     on_trace_batch_failed,
+    on_trace_batch_sent,
     send_due_traces,
     spoolable_trace,
 )
@@ -39,11 +44,14 @@ class ShippingSink(Protocol):
     diagnostics: Diagnostics
     plan_options: PlanOptions
     spool: Spool
+    closing: bool
 
     @property
     def writer(self) -> MlflowWriter: ...
 
     def spooled_for_replay(self, count: int) -> None: ...
+
+    def take_journal(self, langchain_run_id: str) -> Path | None: ...
 
 
 def write_trace(sink: ShippingSink, facts: WorkflowFacts, plan: RunPlan, run_id: str,
@@ -58,16 +66,31 @@ def write_trace(sink: ShippingSink, facts: WorkflowFacts, plan: RunPlan, run_id:
         if spooled := spool_failed_batch(sink.spool, sink.diagnostics, group, exc):
             sink.spooled_for_replay(spooled)
 
+    def batch_sent(group: list[PendingSpans]) -> None:
+        for item in group:
+            if (journal := _context(item)[4]) is not None:
+                with contextlib.suppress(OSError):
+                    sink.spool.done(journal)
+
     name, experiment_id = experiment
+    # Sync mode: written on return; after close began no tick will send a batch.
+    batched = sink.config.async_logging and not sink.closing
+    journal = sink.take_journal(facts.langchain_run_id) if batched else None
+    pending = False
     try:
         on_trace_batch_failed(sink.writer, batch_failed)
-        export_trace(sink.writer, facts, plan, experiment_id, run_id, sink.plan_options,
-                     context=(name, facts.langchain_run_id, plan, run_id),
-                     batched=sink.config.async_logging)  # sync mode: written on return
+        on_trace_batch_sent(sink.writer, batch_sent)
+        pending = export_trace(sink.writer, facts, plan, experiment_id, run_id,
+                               sink.plan_options, batched=batched,
+                               context=(name, facts.langchain_run_id, plan, run_id,
+                                        journal)) is not None and batched
     except Exception as exc:
         sink.diagnostics.internal_error("export:trace", exc)
         with contextlib.suppress(Exception):  # never point at a trace that is not there
             sink.writer.client.delete_tag(run_id, Tag.TRACE_ID)
+    if journal is not None and not pending:  # no spans wait: its runs are all there is
+        with contextlib.suppress(OSError):
+            sink.spool.done(journal)
 
 
 def send_traces(writer: MlflowWriter | None, diagnostics: Diagnostics,
@@ -99,9 +122,12 @@ def spool_failed_batch(spool: Spool, diagnostics: Diagnostics, group: list[Pendi
     )
     spooled = 0
     for item in group:
-        experiment, langchain_run_id, plan, run_id = _context(item)
+        experiment, langchain_run_id, plan, run_id, journal = _context(item)
         try:
-            spool.put(experiment, langchain_run_id, run_id, plan, spoolable_trace(item))
+            if journal is not None:  # already on disk (durability: disk), trace included
+                spool.release(journal)
+            else:
+                spool.put(experiment, langchain_run_id, run_id, plan, spoolable_trace(item))
         except OSError as spool_exc:
             diagnostics.internal_error("spool:trace", spool_exc)
             continue
@@ -109,6 +135,6 @@ def spool_failed_batch(spool: Spool, diagnostics: Diagnostics, group: list[Pendi
     return spooled
 
 
-def _context(item: PendingSpans) -> tuple[str, str, Any, str]:
-    experiment, langchain_run_id, plan, run_id = item.context
-    return experiment, langchain_run_id, plan, run_id
+def _context(item: PendingSpans) -> tuple[str, str, Any, str, Path | None]:
+    experiment, langchain_run_id, plan, run_id, journal = item.context
+    return experiment, langchain_run_id, plan, run_id, journal

@@ -40,11 +40,14 @@ from mlflow.entities import Span, Trace, TraceData, TraceInfo, TraceLocation
 from mlflow.tracing.constant import TraceMetadataKey
 
 from configurable_agents.observability.facts.model import WorkflowFacts
+from configurable_agents.observability.sinks.mlflow.client import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    build_tracing_client,
+)
 from configurable_agents.observability.sinks.mlflow.plan import PlanOptions
 from configurable_agents.observability.sinks.run_plan import RunPlan
 
 if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
 
     from configurable_agents.observability.sinks.mlflow.writer import MlflowWriter
 
@@ -95,16 +98,16 @@ class PendingSpans:
 
 
 BatchFailed = Callable[[list[PendingSpans], BaseException], None]
+BatchSent = Callable[[list[PendingSpans]], None]
 
 
 class TraceWriter:
     """Writes finished traces to one tracking URI (thread-safe; one per MlflowWriter)."""
 
-    def __init__(self, tracking_uri: str, client: MlflowClient) -> None:
-        from mlflow.tracing.client import TracingClient
-
-        self.client = client
-        self.tracing = TracingClient(tracking_uri)
+    def __init__(self, tracking_uri: str, client: Any,
+                 request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+        self.client = client  # the writer's RetryingClient (or a plain MlflowClient)
+        self.tracing = build_tracing_client(tracking_uri, request_timeout_s)
         self._spans_in_store = True
         self._experiments_checked: set[str] = set()
         self._lock = threading.Lock()
@@ -112,10 +115,11 @@ class TraceWriter:
         self._sending = 0  # batches taken out of ``_pending`` and not yet answered
         self._idle = threading.Condition(self._lock)
         self.on_batch_failed: BatchFailed | None = None
+        self.on_batch_sent: BatchSent | None = None
 
     def write(self, trace: Trace) -> str:
         """Store the finished TraceInfo, then its spans at once (replays, ``sync``)."""
-        info = self.tracing.start_trace(trace.info)
+        info = self._start_trace(trace)
         self._log_spans([PendingSpans(info, list(trace.data.spans), time.monotonic())])
         return info.trace_id
 
@@ -125,7 +129,7 @@ class TraceWriter:
         The info goes first: its token usage, cost and session are authoritative (MLflow
         marks it finalized, so the later spans never add to them), and it links the run.
         """
-        info = self.tracing.start_trace(trace.info)
+        info = self._start_trace(trace)
         now = time.monotonic()
         with self._lock:
             self._pending.append(PendingSpans(info, list(trace.data.spans), now, context))
@@ -134,6 +138,13 @@ class TraceWriter:
         if due:
             self.send_batches(due_only=False)
         return info.trace_id
+
+    def _start_trace(self, trace: Trace) -> Any:
+        """The TraceInfo, re-sent after a lost answer: MLflow upserts a known trace id."""
+        retry = getattr(self.client, "retry", None)
+        if retry is None:
+            return self.tracing.start_trace(trace.info)
+        return retry(lambda: self.tracing.start_trace(trace.info))
 
     def send_batches(self, *, due_only: bool) -> None:
         """Send what waits (only if its oldest trace is due with ``due_only``)."""
@@ -173,7 +184,6 @@ class TraceWriter:
         for attempt in range(2):
             try:
                 self._log_spans(group)
-                return
             except Exception as exc:
                 if attempt == 0:
                     time.sleep(BATCH_RETRY_DELAY_S)
@@ -181,6 +191,10 @@ class TraceWriter:
                 if self.on_batch_failed is None:
                     raise
                 self.on_batch_failed(group, exc)
+            else:
+                if self.on_batch_sent is not None:
+                    self.on_batch_sent(group)
+            return
 
     def _log_spans(self, group: list[PendingSpans]) -> None:
         from mlflow.exceptions import MlflowException, MlflowNotImplementedException
@@ -231,7 +245,7 @@ def trace_writer_for(writer: MlflowWriter) -> TraceWriter:
     with _writers_lock:
         trace_writer = _writers.get(writer)
         if trace_writer is None:
-            trace_writer = TraceWriter(writer.tracking_uri, writer.client)
+            trace_writer = TraceWriter(writer.tracking_uri, writer.client, writer.request_timeout_s)
             _writers[writer] = trace_writer
         return trace_writer
 
@@ -301,6 +315,11 @@ def flush_traces(writer: MlflowWriter, timeout: float) -> bool:
 def on_trace_batch_failed(writer: MlflowWriter, handler: BatchFailed) -> None:
     """Who gets a span batch that failed twice (the sink spools its traces for replay)."""
     trace_writer_for(writer).on_batch_failed = handler
+
+
+def on_trace_batch_sent(writer: MlflowWriter, handler: BatchSent) -> None:
+    """Who hears that a span batch landed (the sink removes those workflows' journals)."""
+    trace_writer_for(writer).on_batch_sent = handler
 
 
 def spoolable_trace(item: PendingSpans) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class MlflowWriter:
         # from a background exporter that would litter the app's stdout.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         # Our retries, not MLflow's (client.py): idempotent creates, a total time budget.
+        self.request_timeout_s = request_timeout_s
         self.client = RetryingClient(build_client(self.tracking_uri, request_timeout_s),
                                      retry_budget_s)
         self._experiments: dict[str, str] = {}
