@@ -24,20 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from mlflow import MlflowClient
 from mlflow.entities import Param as MlflowParam
 
 from configurable_agents.evaluation import experiments, mlflow_logging, prompts, versions
-from configurable_agents.evaluation.dataset import Dataset, Example, load_dataset
+from configurable_agents.evaluation.dataset import Dataset, load_dataset
 from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.results import (
     EvaluationResult,
     ExampleResult,
     summary_metrics,
 )
-from configurable_agents.evaluation.scorers import Contains, Score, Scorer, as_scorer
 from configurable_agents.names import (
     PRICING_UNKNOWN,
     EvalMetric,
@@ -49,6 +47,14 @@ from configurable_agents.names import (
     Tag,
 )
 from configurable_agents.observability import MLflowCallbackHandler
+from configurable_agents.scoring import (
+    Contains,
+    Example,
+    Score,
+    Scorer,
+    as_scorer,
+    extract_output,
+)
 
 Invoke = Callable[[dict[str, Any], dict[str, Any]], Any]  # (inputs, RunnableConfig) -> output
 _CA_TAGS = "ca_tags"  # invocation metadata key whose dict becomes parent-run tags
@@ -57,17 +63,6 @@ EXPORT_WAIT_S = 300.0  # how long to wait for the example runs to be written
 
 class EvaluationError(RuntimeError):
     """An evaluation that cannot start (bad dataset, no MLflow)."""
-
-
-def extract_output(value: Any, output_key: str | None = None) -> Any:
-    """The answer to score: ``output_key`` of a dict, a message's text, else the value."""
-    if output_key is not None and isinstance(value, Mapping):
-        return value.get(output_key)
-    if isinstance(value, BaseMessage):
-        return value.text if isinstance(value.text, str) else value.content
-    if isinstance(value, Mapping) and isinstance(value.get("messages"), list) and value["messages"]:
-        return extract_output(value["messages"][-1])
-    return value
 
 
 def _invoker(app: Runnable[Any, Any] | Invoke) -> Invoke:

@@ -29,8 +29,6 @@ from uuid import UUID
 
 from configurable_agents.config.online_eval_config import OnlineEvalConfig
 from configurable_agents.config.schema import MLFlowConfig
-from configurable_agents.evaluation.dataset import Example
-from configurable_agents.evaluation.scorers import Score, Scorer
 from configurable_agents.feedback import FeedbackError, resolve
 from configurable_agents.feedback.writer import Score as Recordable
 from configurable_agents.feedback.writer import write_score
@@ -38,6 +36,7 @@ from configurable_agents.names import EvalRole, EvalTag, Quality, Status
 from configurable_agents.observability.sinks.base import Sink
 from configurable_agents.online_eval.scorers import build_scorers, source_of
 from configurable_agents.online_eval.subject import subject_of
+from configurable_agents.scoring import Example, Score, Scorer
 
 if TYPE_CHECKING:
     from configurable_agents.observability.facts.model import WorkflowFacts
