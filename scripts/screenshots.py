@@ -64,8 +64,8 @@ DISMISS_TIPS_JS = """
 
 
 FOCUS_SEARCH_JS = "document.querySelector('input[placeholder*=\"metrics\"]')?.focus()"
-# The Evaluation runs view lists every run of the experiment, example runs included:
-# show only the evaluation runs.
+# The Evaluation runs view shows every run of the experiment as a tree, expanded (example
+# runs nested under their evaluation run): show only the evaluation runs.
 EVALUATION_RUNS_FILTER = "tags.`configurable_agents.kind` = 'evaluation'"
 SEARCHES = {"mlflow_evaluation_runs.png": EVALUATION_RUNS_FILTER}
 
@@ -249,14 +249,42 @@ class Browser:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
+    def click(self, selector: str) -> bool:
+        """Click the first element matching a CSS ``selector`` (``text:WORDS``: the first
+        button whose text starts with WORDS) with real mouse events: menus open on
+        pointer-down, which a scripted ``element.click()`` does not send."""
+        if selector.startswith("text:"):
+            find = ("[...document.querySelectorAll('button')].find(b => "
+                    f"b.textContent.trim().startsWith({json.dumps(selector[5:])}))")
+        else:
+            find = f"document.querySelector({json.dumps(selector)})"
+        found = self.call("Runtime.evaluate", returnByValue=True, expression=(
+            f"(() => {{ const e = {find};"
+            " if (!e) return null; e.scrollIntoView({block: 'center'});"
+            " const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"))
+        point = found.get("result", {}).get("value")
+        if not point:
+            print(f"  nothing matches {selector!r}", file=sys.stderr)
+            return False
+        x, y = point
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                      clickCount=1)
+        time.sleep(1.5)
+        return True
+
     def screenshot(self, url: str, target: Path, width: int, height: int,
-                   search: str | None = None) -> None:
+                   search: str | None = None, clicks: tuple[str, ...] = ()) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=False)
         self.call("Page.navigate", url=url)
         time.sleep(SETTLE_S)
         self.call("Runtime.evaluate", expression=DISMISS_TIPS_JS)
         time.sleep(1.0)
+        for selector in clicks:  # as a user would: open a panel, pick a column
+            self.click(selector)
         if search:  # typed into the page's search box, as a user would
             self.call("Runtime.evaluate", expression=FOCUS_SEARCH_JS)
             self.call("Input.insertText", text=search)
@@ -309,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "mlflow_run.png": f"{base}/runs/{run_id}",
                 "mlflow_run_traces.png": f"{base}/runs/{run_id}/traces",
+                # The runs list as it opens: the evaluation runs, examples collapsed.
+                "mlflow_runs_evaluations_first.png": f"{qa}/runs",
                 "mlflow_evaluation_runs.png": f"{qa}/evaluation-runs",
                 # v2.0.0's evaluation run: its example traces with their assessments.
                 "mlflow_evaluation_traces.png": f"{qa}/runs/{eval_run_id}/traces",

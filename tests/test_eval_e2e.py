@@ -102,6 +102,28 @@ def test_the_evaluation_run_mlflow_shows(qa_runs: dict, mlflow_store: str) -> No
     assert sorted(t.info.trace_id for t in linked) == sorted(e.trace_id for e in v1.examples)
 
 
+def test_the_runs_list_shows_evaluation_runs_first(qa_runs: dict, mlflow_store: str) -> None:
+    """Top-level rows are the evaluation runs; each example run is nested under its own."""
+    client = MlflowClient(mlflow_store)
+    experiment_id = qa_runs["v1"].experiment_id
+    top = client.search_runs([experiment_id],
+                             filter_string=f"tags.`{Tag.MLFLOW_PARENT_RUN_ID}` IS NULL")
+    assert sorted(r.info.run_id for r in top) == sorted(
+        [qa_runs["v1"].run_id, qa_runs["v2"].run_id])
+    assert {r.data.tags[Tag.KIND] for r in top} == {Kind.EVALUATION}
+    for version in ("v1", "v2"):
+        result = qa_runs[version]
+        nested = client.search_runs(
+            [experiment_id], max_results=1000,
+            filter_string=f"tags.`{Tag.MLFLOW_PARENT_RUN_ID}` = '{result.run_id}'")
+        # Per-example detail is one click away: the 20 example runs, their costs and traces.
+        assert sorted(r.info.run_id for r in nested) == sorted(e.run_id for e in result.examples)
+        assert {r.data.tags[EvalTag.EVAL_EXAMPLE_ID] for r in nested} == {
+            e.id for e in result.examples}
+        assert all(r.data.tags[Tag.KIND] == Kind.WORKFLOW for r in nested)
+        assert all(client.get_trace(e.trace_id) is not None for e in result.examples)
+
+
 def test_report_compare_adds_quality_with_intervals(qa_runs: dict, mlflow_store: str) -> None:
     args = ["report", "compare", "--tracking-uri", mlflow_store, "-e", qa_runs["experiment"],
             "--baseline", qa_runs["v1"].run_id, "--candidate", qa_runs["v2"].run_id]
@@ -161,6 +183,15 @@ def test_any_langgraph_app_with_an_llm_judge_costed_apart(
     run = MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.data.metrics[EvalMetric.JUDGE_COST_USD] == pytest.approx(result.judge_cost_usd)
     assert run.data.metrics["llm_judge/mean"] == 0.5
+    # The judge's runs and the example runs are nested: the evaluation is the one top row.
+    client = MlflowClient(mlflow_store)
+    top = client.search_runs([result.experiment_id],
+                             filter_string=f"tags.`{Tag.MLFLOW_PARENT_RUN_ID}` IS NULL")
+    assert [r.info.run_id for r in top] == [result.run_id]
+    judged = client.search_runs([result.experiment_id],
+                                filter_string=f"tags.{EvalTag.EVAL_ROLE} = 'judge'")
+    assert len(judged) == 2
+    assert {r.data.tags[Tag.MLFLOW_PARENT_RUN_ID] for r in judged} == {result.run_id}
 
 
 def test_an_example_that_raises_is_an_error_not_a_crash(

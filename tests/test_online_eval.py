@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from configurable_agents.config.online_eval_config import OnlineEvalConfig
 from configurable_agents.config.schema import ObservabilityConfig
+from configurable_agents.names import Quality
 from configurable_agents.observability import MLflowCallbackHandler
 from configurable_agents.online_eval import sampled
 from tests.fake_provider_server import FakeProviderServer
@@ -104,6 +105,15 @@ def test_scores_land_on_trace_run_and_prometheus_judge_apart(
     # The judge's tokens and cost are its own runs', never the workflow's.
     assert all(m["total_input_tokens"] == 0 for m in by_answer.values())
     assert all(r.data.metrics["total_input_tokens"] == 120 for r in judge_runs)
+    # ... and what it spent on each workflow is on that workflow's run, under its own names
+    # (gpt-4o-mini: $0.15 / 1M input, $0.60 / 1M output tokens).
+    for metrics in by_answer.values():
+        assert metrics[Quality.JUDGE_INPUT_TOKENS] == 120
+        assert metrics[Quality.JUDGE_OUTPUT_TOKENS] == 6
+        assert metrics[Quality.JUDGE_COST_USD] == pytest.approx(120 * 0.15e-6 + 6 * 0.60e-6)
+        assert metrics["total_cost_usd"] == 0
+    assert sorted(r.data.tags[Quality.JUDGED_RUN_TAG] for r in judge_runs) == sorted(
+        r.data.tags["langchain_run_id"] for r in workflow_runs)
 
     (prometheus,) = [s for s in handler.sinks if s.name == "prometheus"]
     exposition = generate_latest(prometheus.metrics.registry).decode()

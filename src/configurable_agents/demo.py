@@ -142,8 +142,8 @@ def print_reports(tracking_uri: str, experiment: str) -> None:
 
 def run_evaluations(tracking_uri: str, examples: Path | None = None) -> list[str]:
     """Evaluate QA v1.0.0 and v2.0.0 on the shipped dataset; their evaluation run ids."""
-    from configurable_agents.evaluation.scorers import Contains
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+    from configurable_agents.scoring import Contains
 
     folder = examples or examples_dir()
     run_ids = []

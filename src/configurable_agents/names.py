@@ -191,6 +191,13 @@ class Quality:
     # The online judge's calls are runs of workflow ``<workflow>`` + this suffix.
     JUDGE_WORKFLOW_SUFFIX: Final = "_judge"
     ONLINE_SOURCE_ID: Final = "online_eval"  # the assessments' source id
+    # On a scored workflow's parent run: what online evaluation's judge spent scoring it,
+    # apart from the workflow's own total_* metrics (judge cost only when its model is priced).
+    JUDGE_INPUT_TOKENS: Final = "judge_input_tokens"
+    JUDGE_OUTPUT_TOKENS: Final = "judge_output_tokens"
+    JUDGE_COST_USD: Final = "judge_cost_usd"
+    # On the online judge's own runs: the LangChain run id of the workflow it scored.
+    JUDGED_RUN_TAG: Final = "judged_langchain_run_id"
     # Assessment metadata: which langchain run the score is about.
     META_LANGCHAIN_RUN_ID: Final = "configurable_agents.langchain_run_id"
     META_ORIGIN: Final = "configurable_agents.origin"  # "feedback" | "online_eval"

@@ -98,8 +98,8 @@ def eval_command(
     from configurable_agents.config.loader import ConfigError
     from configurable_agents.evaluation.dataset import DatasetError
     from configurable_agents.evaluation.runner import EvaluationError
-    from configurable_agents.evaluation.scorers import builtin
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+    from configurable_agents.scoring import builtin
 
     fmt = resolve_format(fmt, as_json)
     check_output(output)
@@ -142,9 +142,9 @@ def _judge(spec: str, base_url: str | None) -> Any:
     from pydantic import ValidationError
 
     from configurable_agents.config.online_eval_config import JudgeConfig
-    from configurable_agents.evaluation.judge import LLMJudge
     from configurable_agents.online_eval.scorers import judge_model
     from configurable_agents.runtime.providers import ProviderError
+    from configurable_agents.scoring import LLMJudge
 
     provider, sep, model = spec.partition(":")
     if not sep or not model.strip():

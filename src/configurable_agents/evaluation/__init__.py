@@ -9,10 +9,9 @@
 """
 
 from configurable_agents.evaluation.dataset import Dataset, DatasetError, Example, load_dataset
-from configurable_agents.evaluation.judge import LLMJudge
 from configurable_agents.evaluation.results import EvaluationResult, ExampleResult
-from configurable_agents.evaluation.runner import EvaluationError, evaluate, extract_output
-from configurable_agents.evaluation.scorers import (
+from configurable_agents.evaluation.runner import EvaluationError, evaluate
+from configurable_agents.scoring import (
     CallableScorer,
     Contains,
     ExactMatch,
@@ -21,7 +20,9 @@ from configurable_agents.evaluation.scorers import (
     RegexMatch,
     Score,
     Scorer,
+    extract_output,
 )
+from configurable_agents.scoring.judge import LLMJudge
 
 __all__ = [
     "CallableScorer",

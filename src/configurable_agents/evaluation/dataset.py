@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configurable_agents.scoring.example import Example
+
+__all__ = ["Dataset", "DatasetError", "Example", "digest_of", "load_dataset"]
+
 ID_FIELD = "id"
 EXPECTED_FIELD = "expected"
 INPUTS_FIELD = "inputs"
@@ -29,15 +33,6 @@ MAX_DEPTH = 100  # nesting levels of one JSON line (deeper is refused, never rec
 
 class DatasetError(ValueError):
     """A dataset file that cannot be used; the message names the line and field."""
-
-
-@dataclass(frozen=True, slots=True)
-class Example:
-    """One row: what the app gets (``inputs``) and what a correct answer is (``expected``)."""
-
-    id: str
-    inputs: dict[str, Any]
-    expected: Any = None
 
 
 @dataclass(frozen=True, slots=True)

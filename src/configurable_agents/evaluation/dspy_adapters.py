@@ -16,8 +16,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableLambda
 
-from configurable_agents.evaluation.dataset import Dataset, Example
-from configurable_agents.evaluation.scorers import Score
+from configurable_agents.evaluation.dataset import Dataset
+from configurable_agents.scoring import Example, Score
 
 __all__ = ["DspyMetricScorer", "dspy_app", "dspy_dataset"]
 

@@ -30,7 +30,7 @@ from configurable_agents.evaluation.dataset import Dataset
 from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.redacting import redact_row, redact_value
 from configurable_agents.evaluation.results import ExampleResult
-from configurable_agents.names import Artifact
+from configurable_agents.names import Artifact, Tag
 
 log = logging.getLogger(__name__)
 # mlflow.genai imports LiteLLM, which fetches a price map over the network at import time
@@ -134,3 +134,16 @@ def log_table(client: MlflowClient, run_id: str, examples: Sequence[ExampleResul
     rows = [redact_row(e.row(), redact) for e in examples]
     if rows:
         client.log_table(run_id, data=pd.DataFrame(rows), artifact_file=Artifact.EVAL_RESULTS)
+
+
+def nest_runs(client: MlflowClient, parent_run_id: str, run_ids: Sequence[str]) -> None:
+    """Show ``run_ids`` (example and judge runs) nested under the evaluation run.
+
+    MLflow's runs list groups a run under the one its ``mlflow.parentRunId`` names (and
+    hides it until that row is expanded), so the experiment's top-level rows are its
+    evaluation runs. Set after the runs are written: callers' tags can never set
+    ``mlflow.*`` (the handler drops them), and only the evaluation knows its own run.
+    """
+    for run_id in dict.fromkeys(run_ids):
+        if run_id != parent_run_id:
+            client.set_tag(run_id, Tag.MLFLOW_PARENT_RUN_ID, parent_run_id)

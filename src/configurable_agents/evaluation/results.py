@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configurable_agents.evaluation.dataset import Dataset
-from configurable_agents.evaluation.scorers import Score
 from configurable_agents.names import EvalMetric
+from configurable_agents.scoring import Score
 
 
 @dataclass(slots=True)

@@ -6,6 +6,10 @@ evaluation run's id; the evaluation run carries the summary metrics, the dataset
 MLflow dataset input, the per-example table and, through ``mlflow.genai.evaluate``, a
 score assessment on every example's trace.
 
+Once written, the example runs (and the judge's runs) are nested under the evaluation run
+(``mlflow.parentRunId``): MLflow's runs list then shows the evaluation runs at the top
+level, each with its examples collapsed beneath it, instead of one row per example.
+
 It writes through an ``MlflowClient`` on the handler's tracking URI and leaves the app's
 MLflow state alone (global tracking URI, active experiment and run: see
 mlflow_state.py); the evaluation run goes to the experiment the handler resolves for
@@ -20,20 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from mlflow import MlflowClient
 from mlflow.entities import Param as MlflowParam
 
 from configurable_agents.evaluation import experiments, mlflow_logging, prompts, versions
-from configurable_agents.evaluation.dataset import Dataset, Example, load_dataset
+from configurable_agents.evaluation.dataset import Dataset, load_dataset
 from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.results import (
     EvaluationResult,
     ExampleResult,
     summary_metrics,
 )
-from configurable_agents.evaluation.scorers import Contains, Score, Scorer, as_scorer
 from configurable_agents.names import (
     PRICING_UNKNOWN,
     EvalMetric,
@@ -45,6 +47,14 @@ from configurable_agents.names import (
     Tag,
 )
 from configurable_agents.observability import MLflowCallbackHandler
+from configurable_agents.scoring import (
+    Contains,
+    Example,
+    Score,
+    Scorer,
+    as_scorer,
+    extract_output,
+)
 
 Invoke = Callable[[dict[str, Any], dict[str, Any]], Any]  # (inputs, RunnableConfig) -> output
 _CA_TAGS = "ca_tags"  # invocation metadata key whose dict becomes parent-run tags
@@ -53,17 +63,6 @@ EXPORT_WAIT_S = 300.0  # how long to wait for the example runs to be written
 
 class EvaluationError(RuntimeError):
     """An evaluation that cannot start (bad dataset, no MLflow)."""
-
-
-def extract_output(value: Any, output_key: str | None = None) -> Any:
-    """The answer to score: ``output_key`` of a dict, a message's text, else the value."""
-    if output_key is not None and isinstance(value, Mapping):
-        return value.get(output_key)
-    if isinstance(value, BaseMessage):
-        return value.text if isinstance(value.text, str) else value.content
-    if isinstance(value, Mapping) and isinstance(value.get("messages"), list) and value["messages"]:
-        return extract_output(value["messages"][-1])
-    return value
 
 
 def _invoker(app: Runnable[Any, Any] | Invoke) -> Invoke:
@@ -196,7 +195,12 @@ def _evaluate(
         if not _read_back(client, handler, results):
             notes.append(f"some example runs were not written within {EXPORT_WAIT_S:.0f} s; "
                          "their cost, trace and assessments are missing")
-        judge_cost = _judge_cost(client, judge_handler, eval_run_id, experiment_id)
+        judge_runs = _judge_runs(client, judge_handler, eval_run_id, experiment_id)
+        judge_cost = None if judge_handler is None else sum(
+            r.data.metrics.get(Metric.TOTAL_COST_USD, 0.0) for r in judge_runs)
+        mlflow_logging.nest_runs(client, eval_run_id,
+                                 [*(r.run_id for r in results if r.run_id),
+                                  *(r.info.run_id for r in judge_runs)])
         metrics = summary_metrics(results)
         if judge_cost is not None:
             metrics[EvalMetric.JUDGE_COST_USD] = judge_cost
@@ -289,14 +293,15 @@ def _read_back(client: MlflowClient, handler: MLflowCallbackHandler,
     return written
 
 
-def _judge_cost(client: MlflowClient, judge: MLflowCallbackHandler | None,
-                eval_run_id: str, experiment_id: str) -> float | None:
+def _judge_runs(client: MlflowClient, judge: MLflowCallbackHandler | None,
+                eval_run_id: str, experiment_id: str) -> list[Any]:
+    """The judge's parent runs of this evaluation (its calls, costed apart), once written."""
     if judge is None:
-        return None
+        return []
     judge.close(timeout=max(judge.settings.flush_timeout_s, EXPORT_WAIT_S))
-    runs = client.search_runs(
+    return list(client.search_runs(
         [experiment_id],
         filter_string=f"tags.{EvalTag.EVAL_RUN_ID} = '{eval_run_id}' and "
                       f"tags.{EvalTag.EVAL_ROLE} = '{EvalRole.JUDGE}'",
-    )
-    return sum(r.data.metrics.get(Metric.TOTAL_COST_USD, 0.0) for r in runs)
+        max_results=10_000,
+    ))

@@ -20,7 +20,6 @@ from configurable_agents.evaluation.mlflow_state import run_in_fluent_scope
 from configurable_agents.evaluation.prompts import register_workflow_prompts
 from configurable_agents.evaluation.results import EvaluationResult
 from configurable_agents.evaluation.runner import EvaluationError, evaluate
-from configurable_agents.evaluation.scorers import Scorer
 from configurable_agents.names import Param
 from configurable_agents.observability import MLflowCallbackHandler
 from configurable_agents.runtime.executor import (
@@ -30,6 +29,7 @@ from configurable_agents.runtime.executor import (
     prepare_inputs,
 )
 from configurable_agents.runtime.providers import default_factory, demo_requested
+from configurable_agents.scoring import Scorer
 
 
 def mlflow_config(workflow: WorkflowConfig, tracking_uri: str | None,

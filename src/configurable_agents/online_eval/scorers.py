@@ -8,36 +8,23 @@ runs of ``<workflow>_judge`` and their tokens and cost stay apart from the workf
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from langchain_core.language_models import BaseChatModel
 
 from configurable_agents.config.online_eval_config import JudgeConfig, OnlineEvalConfig
 from configurable_agents.config.schema import LLMConfig
-from configurable_agents.evaluation.judge import LLMJudge
-from configurable_agents.evaluation.scorers import RegexMatch, Scorer
-from configurable_agents.runtime.providers import PROVIDERS, ProviderError, create_chat_model
+from configurable_agents.runtime.providers import create_chat_model
+from configurable_agents.scoring import LLMJudge, RegexMatch, Scorer
 
 
 def judge_model(config: JudgeConfig) -> BaseChatModel:
-    """The judge's chat model; a provider whose package or key is missing fails here, once."""
+    """The judge's chat model; a provider whose package or key is missing fails here, once.
+
+    With ``base_url`` (a gateway or proxy) only the provider's package is required: the
+    endpoint may take its own credentials.
+    """
     llm = LLMConfig(provider=config.provider, model=config.model,
                     temperature=config.temperature, max_tokens=config.max_tokens)
-    if config.base_url is None or config.provider == "demo":
-        return create_chat_model(llm, timeout=config.timeout_s)
-    spec = PROVIDERS[config.provider]
-    try:
-        cls = getattr(importlib.import_module(spec.module), spec.class_name)
-    except ImportError:
-        raise ProviderError(f"online_eval judge provider '{config.provider}' needs the "
-                            f"{spec.package} package") from None
-    kwargs: dict[str, Any] = {"model": config.model, "temperature": config.temperature,
-                              "timeout": config.timeout_s, "max_retries": 0,
-                              "base_url": config.base_url}
-    if config.max_tokens is not None:
-        kwargs[spec.max_tokens_arg] = config.max_tokens
-    return cls(**kwargs)
+    return create_chat_model(llm, timeout=config.timeout_s, base_url=config.base_url)
 
 
 def build_scorers(config: OnlineEvalConfig, model: BaseChatModel | None = None) -> list[Scorer]:

@@ -8,7 +8,9 @@ redacted inputs and answer, then publishes each score:
 
 - as an MLflow assessment on the workflow's trace (source CODE or LLM_JUDGE, source id
   ``online_eval``) and a ``quality/<scorer>`` metric on its parent run, through the same
-  writer as ``configurable-agents feedback``. The MLflow sink writes the run and trace on
+  writer as ``configurable-agents feedback``; with the LLM judge, what the judge spent on
+  it too (``judge_input_tokens``, ``judge_output_tokens``, ``judge_cost_usd``: see
+  judge_usage.py), apart from the workflow's own cost. The MLflow sink writes the run and trace on
   its own worker, maybe later (retries, spool): scores wait in a bounded list and are
   written on idle ticks once the trace exists, or given up after ``write_wait_s``;
 - as ``configurable_agents_quality_score`` (labels workflow, workflow_version, scorer) in the
@@ -29,15 +31,15 @@ from uuid import UUID
 
 from configurable_agents.config.online_eval_config import OnlineEvalConfig
 from configurable_agents.config.schema import MLFlowConfig
-from configurable_agents.evaluation.dataset import Example
-from configurable_agents.evaluation.scorers import Score, Scorer
 from configurable_agents.feedback import FeedbackError, resolve
 from configurable_agents.feedback.writer import Score as Recordable
 from configurable_agents.feedback.writer import write_score
 from configurable_agents.names import EvalRole, EvalTag, Quality, Status
 from configurable_agents.observability.sinks.base import Sink
+from configurable_agents.online_eval.judge_usage import JudgeUsageSink
 from configurable_agents.online_eval.scorers import build_scorers, source_of
 from configurable_agents.online_eval.subject import subject_of
+from configurable_agents.scoring import Example, Score, Scorer
 
 if TYPE_CHECKING:
     from configurable_agents.observability.facts.model import WorkflowFacts
@@ -60,6 +62,8 @@ class _Pending:
     trace_id: str
     scores: dict[str, tuple[Score, str]]  # scorer -> (score, source kind)
     deadline: float
+    langchain_run_id: str = ""
+    judged: bool = False  # the LLM judge was called: its spend goes on the run too
 
 
 class OnlineEvalSink(Sink):
@@ -80,6 +84,7 @@ class OnlineEvalSink(Sink):
         self._writing = threading.Lock()
         self._clients: tuple[Any, Any] | None = None
         self._judge_handler: MLflowCallbackHandler | None = None
+        self._judge_usage = JudgeUsageSink(config.max_pending_writes)
         self.scored = 0  # workflows scored
         self.written = 0  # workflows whose scores reached MLflow
         self.expired = 0  # workflows whose trace never appeared within write_wait_s
@@ -94,6 +99,7 @@ class OnlineEvalSink(Sink):
         subject = subject_of(facts, self.config.output_key)
         example = Example(id=facts.langchain_run_id, inputs=subject.inputs, expected="")
         run_config = self._judge_config(facts)
+        judged = bool(run_config["callbacks"])  # spent even when it gave no verdict
         results: dict[str, tuple[Score, str]] = {}
         for scorer in self.scorers:
             try:
@@ -114,7 +120,8 @@ class OnlineEvalSink(Sink):
         self._observe_prometheus(facts, results)
         if self.mlflow is not None:
             self._queue_write(_Pending(f"tr-{UUID(facts.langchain_run_id).hex}", results,
-                                       time.monotonic() + self.config.write_wait_s))
+                                       time.monotonic() + self.config.write_wait_s,
+                                       facts.langchain_run_id, judged))
             self._write_ready()
         self.counters.add("exported")
 
@@ -123,7 +130,8 @@ class OnlineEvalSink(Sink):
         return {
             "callbacks": [handler] if handler is not None else [],
             "run_name": f"{facts.name}{Quality.JUDGE_WORKFLOW_SUFFIX}",
-            "metadata": {_CA_TAGS: {EvalTag.EVAL_ROLE: EvalRole.JUDGE}},
+            "metadata": {_CA_TAGS: {EvalTag.EVAL_ROLE: EvalRole.JUDGE,
+                                     Quality.JUDGED_RUN_TAG: facts.langchain_run_id}},
         }
 
     def _judge(self) -> MLflowCallbackHandler | None:
@@ -134,7 +142,8 @@ class OnlineEvalSink(Sink):
             from configurable_agents.observability.handler import MLflowCallbackHandler
 
             self._judge_handler = MLflowCallbackHandler(
-                self.mlflow, workflow_name=f"online{Quality.JUDGE_WORKFLOW_SUFFIX}")
+                self.mlflow, workflow_name=f"online{Quality.JUDGE_WORKFLOW_SUFFIX}",
+                sinks=[self._judge_usage])
         return self._judge_handler
 
     def _observe_prometheus(self, facts: WorkflowFacts,
@@ -210,12 +219,25 @@ class OnlineEvalSink(Sink):
         trace = tracing.get_trace(pending.trace_id)
         if trace is None or not trace.data.spans:
             raise FeedbackError(f"trace {pending.trace_id} has no spans yet")
+        spend = self._judge_usage.peek(pending.langchain_run_id) if pending.judged else None
+        if pending.judged and spend is None and time.monotonic() < pending.deadline:
+            # The judge's run reaches its handler's sinks just after the call returns;
+            # past the deadline the scores are written without it.
+            raise FeedbackError(f"judge spend for {pending.langchain_run_id} not known yet")
+        if spend is not None and target.run_id is not None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            client.log_batch(target.run_id, metrics=[
+                Metric(key, value, now, 0) for key, value in spend.metrics().items()])
         for name, (score, source) in pending.scores.items():
             write_score(client, tracing, target, Recordable(
                 name=name, value=float(score.value), source=source,
                 source_id=Quality.ONLINE_SOURCE_ID, rationale=score.rationale or None,
                 metadata={Quality.META_ORIGIN: Quality.ORIGIN_ONLINE}),
                 metric_prefix=Quality.ONLINE_PREFIX)
+        if pending.judged:
+            self._judge_usage.take(pending.langchain_run_id)
 
     def tick(self) -> None:
         if self._pending:

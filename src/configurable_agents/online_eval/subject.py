@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from configurable_agents.evaluation.runner import extract_output
 from configurable_agents.observability.facts.model import WorkflowFacts
+from configurable_agents.scoring import extract_output
 
 
 @dataclass(frozen=True, slots=True)

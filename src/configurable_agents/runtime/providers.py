@@ -88,28 +88,37 @@ def provider_problem(provider: str, environ: Mapping[str, str] | None = None) ->
 
 
 def create_chat_model(
-    llm: LLMConfig, *, demo: bool = False, timeout: float | None = None, max_retries: int = 0
+    llm: LLMConfig, *, demo: bool = False, timeout: float | None = None, max_retries: int = 0,
+    base_url: str | None = None,
 ) -> BaseChatModel:
     """A chat model for ``llm``; the offline demo model when ``demo`` or provider ``demo``.
 
     ``max_retries`` defaults to 0 because the runner retries through LangGraph's
     RetryPolicy instead, which the MLflow handler can see and count (SDK retries
-    emit no callback).
+    emit no callback). ``base_url`` points the provider's client at another endpoint (a
+    gateway or proxy); then only the package is required, not the provider's API key.
     """
     if demo or llm.provider == "demo":
         return DemoChatModel(
             model=llm.model, temperature=llm.temperature, max_tokens=llm.max_tokens
         )
-    problem = provider_problem(llm.provider)
-    if problem:
-        raise ProviderError(problem)
     spec = PROVIDERS[llm.provider]
-    cls = getattr(importlib.import_module(spec.module), spec.class_name)
+    if base_url is None:
+        problem = provider_problem(llm.provider)
+        if problem:
+            raise ProviderError(problem)
+    try:
+        cls = getattr(importlib.import_module(spec.module), spec.class_name)
+    except ImportError:
+        raise ProviderError(f"provider '{llm.provider}' needs the {spec.package} package: "
+                            f"run {EXTRA_HINT}") from None
     kwargs: dict[str, object] = {
         "model": llm.model,
         "temperature": llm.temperature,
         "max_retries": max_retries,
     }
+    if base_url is not None:
+        kwargs["base_url"] = base_url
     if timeout is not None:
         kwargs["timeout"] = timeout
     if llm.max_tokens is not None:
