@@ -199,3 +199,24 @@ def test_a_message_serialised_with_a_role_is_scored_by_its_content() -> None:
         outputs={"messages": [{"role": "assistant", "content": "Madrid"}]},
     )
     assert subject_of(facts, None).output == "Madrid"  # type: ignore[arg-type]
+
+
+def test_a_trace_whose_spans_wait_in_their_batch_is_not_yet_a_store_failure(
+    mlflow_store: str, experiment_name: str
+) -> None:
+    """The MLflow sink stores a trace's info first and batches its spans (up to 5 s): in
+    between, MLflow's get_trace raises "missing span data". Online evaluation must read
+    that as "not yet" (wait for a later tick), not count an internal error."""
+    from mlflow.entities import TraceInfo, TraceLocation, TraceState
+
+    from configurable_agents.online_eval.sink import _stored_trace
+
+    experiment_id = MlflowClient(mlflow_store).create_experiment(experiment_name)
+    tracing = TracingClient(mlflow_store)
+    info = TraceInfo(trace_id=f"tr-{uuid.uuid4().hex}",
+                     trace_location=TraceLocation.from_experiment_id(experiment_id),
+                     request_time=int(time.time() * 1000), state=TraceState.OK,
+                     execution_duration=5)
+    tracing.start_trace(info)  # info only, as between our two writes
+    assert _stored_trace(tracing, info.trace_id) is None
+    assert _stored_trace(tracing, f"tr-{uuid.uuid4().hex}") is None  # unknown: not yet either

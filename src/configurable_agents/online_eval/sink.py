@@ -216,7 +216,7 @@ class OnlineEvalSink(Sink):
         target = resolve(client, tracing, pending.trace_id)
         # The MLflow sink stores the trace's info, then its spans (which update the trace
         # row again): write a score only once both are stored, never racing that write.
-        trace = tracing.get_trace(pending.trace_id)
+        trace = _stored_trace(tracing, pending.trace_id)
         if trace is None or not trace.data.spans:
             raise FeedbackError(f"trace {pending.trace_id} has no spans yet")
         spend = self._judge_usage.peek(pending.langchain_run_id) if pending.judged else None
@@ -260,3 +260,23 @@ class OnlineEvalSink(Sink):
         if judge is not None:
             judge.close(timeout=max(0.5, timeout / 2))
         return done
+
+
+_NOT_YET = frozenset({"NOT_FOUND", "RESOURCE_DOES_NOT_EXIST"})
+
+
+def _stored_trace(tracing: Any, trace_id: str) -> Any:
+    """The trace with its spans, or None while they are still in the sink's span batch.
+
+    Before its spans land MLflow knows the trace info only and ``get_trace`` looks for the
+    span data in the trace's artifacts, raising "missing span data" (or NOT_FOUND): that
+    is "not yet", not a store failure.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return tracing.get_trace(trace_id)
+    except MlflowException as exc:
+        if exc.error_code in _NOT_YET or "missing span data" in str(exc):
+            return None
+        raise
