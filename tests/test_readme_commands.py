@@ -156,9 +156,11 @@ def test_eval_without_a_provider_key_is_one_line_exit_2(after_demo: Path) -> Non
 
 
 def test_help_and_version_import_no_mlflow(tmp_path: Path) -> None:
-    """--help must not pay for MLflow (seconds): commands import it inside, when they run."""
+    """--help must not pay for MLflow (seconds) nor the report stack (numpy, pydantic: 0.5 s
+    when `dataset` imported it at module level): commands import them when they run."""
     probe = ("import sys, configurable_agents.cli; "
-             "print(sorted(m for m in ('mlflow', 'langchain_core', 'pandas') if m in sys.modules))")
+             "print(sorted(m for m in ('mlflow', 'langchain_core', 'pandas', 'numpy', "
+             "'pydantic', 'configurable_agents.reports') if m in sys.modules))")
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", probe], env=environ, capture_output=True,
                           text=True, timeout=60, check=True)

@@ -13,14 +13,6 @@ from pathlib import Path
 
 import typer
 
-from configurable_agents.feedback.dataset_export import (
-    FeedbackMatch,
-    select_cases,
-    to_mlflow_dataset,
-)
-from configurable_agents.feedback.values import FeedbackError
-from configurable_agents.reports.render import printable
-
 app = typer.Typer(help="Evaluation datasets from production runs.", no_args_is_help=True)
 
 
@@ -30,6 +22,8 @@ class Format(StrEnum):
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    from configurable_agents.reports.render import printable
+
     typer.echo(f"error: {printable(message)}", err=True)
     return typer.Exit(code=code)
 
@@ -61,8 +55,15 @@ def export(
     import mlflow
     from mlflow.tracing.client import TracingClient
 
+    from configurable_agents.feedback.dataset_export import (
+        FeedbackMatch,
+        select_cases,
+        to_mlflow_dataset,
+    )
+    from configurable_agents.feedback.values import FeedbackError
     from configurable_agents.reports.access import open_client, resolve_experiments
     from configurable_agents.reports.model import ReportError
+    from configurable_agents.reports.render import printable
 
     try:
         matches = [FeedbackMatch.parse(spec) for spec in feedback or []]

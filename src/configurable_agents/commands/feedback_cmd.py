@@ -18,7 +18,6 @@ from pathlib import Path
 import typer
 
 from configurable_agents.feedback import SOURCES, FeedbackError, log_feedback, parse_value
-from configurable_agents.reports.render import printable
 
 
 class Format(StrEnum):
@@ -28,6 +27,8 @@ class Format(StrEnum):
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    from configurable_agents.reports.render import printable
+
     typer.echo(f"error: {printable(message)}", err=True)
     return typer.Exit(code=code)
 
@@ -96,6 +97,8 @@ def feedback_command(
         writer.writerow(data)
         text = buffer.getvalue()
     else:
+        from configurable_agents.reports.render import printable
+
         mean = "-" if recorded.run_mean is None else f"{recorded.run_mean:g}"
         text = (f"feedback {printable(recorded.name)}={printable(str(recorded.value))} on trace "
                 f"{recorded.trace_id} (run {recorded.run_id or '-'}): "
