@@ -180,8 +180,8 @@ def seed_evaluations(url: str) -> tuple[str, str]:
     """
     from mlflow import MlflowClient
 
-    from configurable_agents.evaluation.scorers import Contains
     from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+    from configurable_agents.scoring import Contains
 
     examples = ROOT / "examples"
     for name in ("qa_assistant.yaml", "qa_assistant_v2.yaml"):

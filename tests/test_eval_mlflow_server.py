@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 
 from configurable_agents.evaluation.dataset import Dataset, load_dataset
 from configurable_agents.evaluation.prompts import prompt_name
-from configurable_agents.evaluation.scorers import Contains
 from configurable_agents.evaluation.workflow_eval import evaluate_workflow
 from configurable_agents.names import EvalMetric
+from configurable_agents.scoring import Contains
 from tests.servers import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from configurable_agents.evaluation import (
     Score,
 )
 from configurable_agents.evaluation.runner import extract_output
-from configurable_agents.evaluation.scorers import builtin
+from configurable_agents.scoring import builtin
 from tests.fakes import UsageChatModel, reply
 
 

@@ -26,10 +26,10 @@ from typing_extensions import TypedDict
 from configurable_agents.cli import app as cli
 from configurable_agents.evaluation import Contains, Dataset, LLMJudge, evaluate
 from configurable_agents.evaluation.dataset import Example
-from configurable_agents.evaluation.judge import parse_verdict
 from configurable_agents.evaluation.results import ExampleResult, summary_metrics
 from configurable_agents.names import Artifact, EvalMetric, EvalRole, EvalTag, Kind, Tag
 from configurable_agents.observability import MLflowCallbackHandler
+from configurable_agents.scoring import parse_verdict
 from tests.fakes import UsageChatModel, reply
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
