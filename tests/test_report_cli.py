@@ -131,7 +131,7 @@ def test_costs_no_runs_matched(seeded: tuple[str, str, list[str]]) -> None:
 def test_costs_errors_one_line(seeded: tuple[str, str, list[str]], extra: list[str],
                                message: str) -> None:
     result = invoke("costs", *base(seeded), *extra)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an option value that cannot be used
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
@@ -139,7 +139,7 @@ def test_costs_errors_one_line(seeded: tuple[str, str, list[str]], extra: list[s
 def test_unknown_experiment(seeded: tuple[str, str, list[str]]) -> None:
     uri, _, _ = seeded
     result = invoke("costs", "--tracking-uri", uri, "--experiment", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: unknown experiment 'nope' at sqlite:///")
     assert result.stderr.count("\n") == 1
 

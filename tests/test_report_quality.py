@@ -108,8 +108,9 @@ def test_no_scores_and_bad_options(mlflow_store, experiment_name):
     assert "No feedback or online scores on the 1 workflow runs read." in err
     code, out, _ = _report(mlflow_store, experiment_name, "--format", "csv")
     assert out.startswith("workflow,workflow_version,bucket,score")
-    # Exit codes as in ``report costs``: 2 for an option value, 1 for an unreadable time.
-    for bad, exit_code in ((["--bucket", "month"], 2), (["--since", "soon"], 1)):
+    # Exit codes as in ``report costs`` and the whole CLI: 2 for an option value that
+    # cannot be used (an unknown bucket, an unreadable time).
+    for bad, exit_code in ((["--bucket", "month"], 2), (["--since", "soon"], 2)):
         code, out, err = _report(mlflow_store, experiment_name, *bad)
         assert code == exit_code and out == "" and err.strip().count("\n") == 0, err
 

@@ -62,7 +62,7 @@ def export(
     )
     from configurable_agents.feedback.values import FeedbackError
     from configurable_agents.reports.access import open_client, resolve_experiments
-    from configurable_agents.reports.model import ReportError
+    from configurable_agents.reports.model import ReportError, ReportOptionError
     from configurable_agents.reports.render import printable
 
     try:
@@ -75,7 +75,7 @@ def export(
         client, uri = open_client(tracking_uri)
         (experiment_id,) = resolve_experiments(client, uri, [experiment])
     except ReportError as exc:
-        code = 2 if "unknown experiment" in str(exc) else 1
+        code = 2 if isinstance(exc, ReportOptionError) else 1
         raise _fail(str(exc), code) from None
     try:
         cases = list(select_cases(client, TracingClient(uri), [experiment_id],

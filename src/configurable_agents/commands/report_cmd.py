@@ -1,9 +1,9 @@
 """``configurable-agents report costs | quality | compare``: read runs back from MLflow.
 
 Errors are one line on stderr (no traceback): exit code 2 for an option value that cannot be
-used (a time out of range, an output folder that does not exist), 1 for everything else (bad
-filter, unknown experiment, unreachable store). An empty result is exit 0 with a "No runs
-matched" line. The table goes to stdout, progress to stderr.
+used (an unreadable or out-of-range time, a bad filter or group-by key, an unknown experiment,
+an output folder that does not exist), 1 for a store that fails (unreachable, erroring). An
+empty result is exit 0 with a "No runs matched" line. The table goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from configurable_agents.config.schema import DEFAULT_TRACKING_URI, redact_uri
 from configurable_agents.names import Kind, Tag
-from configurable_agents.reports.model import ReportError
+from configurable_agents.reports.model import ReportError, ReportOptionError
 from configurable_agents.tracking.errors import flat_message, shorten
 from configurable_agents.tracking.reachability import StoreUnreachable, check_reachable
 
@@ -104,7 +104,8 @@ def mlflow_errors(uri: str, doing: str, filter_string: str | None = None) -> Ite
         message = flat_message(exc, uri)
         code = getattr(exc, "error_code", "")
         if filter_string and code == "INVALID_PARAMETER_VALUE":
-            raise ReportError(f"invalid filter {filter_string!r}: {shorten(message)}") from None
+            raise ReportOptionError(
+                f"invalid filter {filter_string!r}: {shorten(message)}") from None
         reach = ("Connection", "Max retries", "timed out", "refused", "Name or service")
         if any(word in message for word in reach):
             raise ReportError(
@@ -169,7 +170,7 @@ def resolve_experiments(client: MlflowClient, uri: str, names: Sequence[str]) ->
             if experiment is None:
                 known = [e.name for e in client.search_experiments(max_results=20)]
                 hint = f"; known: {', '.join(known)}" if known else ""
-                raise ReportError(
+                raise ReportOptionError(
                     f"unknown experiment {name!r} at {redact_uri(uri)}{hint}"
                 )
             ids.append(experiment.experiment_id)

@@ -91,7 +91,7 @@ def parse_time_bound(text: str, *, end: bool = False, now: datetime | None = Non
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(
+        raise ReportOptionError(
             f"cannot read time {text!r}; use e.g. 7d, 12h, 30m, 2w, today, 2026-11-01 "
             "or 2026-11-01T12:00"
         ) from None
@@ -109,12 +109,12 @@ def validate_group_by(keys: Sequence[str]) -> tuple[str, ...]:
             if key in GROUP_KEYS or (prefix in ("tag", "param") and name):
                 out.append(key)
             else:
-                raise ReportError(
+                raise ReportOptionError(
                     f"unknown group-by key {key!r}; use {', '.join(GROUP_KEYS)}, "
                     "tag:<name> or param:<name>"
                 )
     if not out:
-        raise ReportError("--group-by needs at least one key")
+        raise ReportOptionError("--group-by needs at least one key")
     return tuple(dict.fromkeys(out))
 
 
