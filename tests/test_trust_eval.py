@@ -149,8 +149,11 @@ def test_tenant_evaluation_and_judge_runs_resolve_per_tenant_and_leave_app_globa
     mlflow_store: str, experiment_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The app has its own MLflow state: an active experiment, then another tracking URI.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
+        # set, then delete: monkeypatch then restores the variable as it was (absent),
+        # also after mlflow.set_experiment below exported the app's experiment id into it
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     mlflow.set_tracking_uri(mlflow_store)
     app_experiment = mlflow.set_experiment(f"app-{experiment_name}").experiment_id
     app_uri = f"sqlite:////nonexistent-{uuid.uuid4().hex}/app.db"
@@ -262,3 +265,48 @@ def test_eval_dataset_errors_are_one_line_naming_file_and_line(
     assert f"{data} line {line}:" in result.stderr
     assert "Traceback" not in result.output
     assert [p.name for p in workdir.iterdir()] == [name]  # no store, no mlruns
+
+
+def test_eval_of_a_workflow_uses_its_whole_observability_block(
+    mlflow_store: str, experiment_name: str, tmp_path: Path
+) -> None:
+    """`eval` builds its handler as `run` does: redaction set in the pipeline block covers
+    the example runs, the judge's runs and what evaluation writes; the JSONL sink of the
+    workflow gets one line per example (the old handler read the mlflow block only)."""
+    from configurable_agents.evaluation.workflow_eval import evaluate_workflow
+
+    lines = tmp_path / "eval.jsonl"
+    text = (EXAMPLES / "qa_assistant.yaml").read_text(encoding="utf-8")
+    text = text.replace("      experiment_name: qa_assistant", (
+        "      experiment_name: qa_assistant\n"
+        "    pipeline:\n      redact_pii: true\n"
+        f"    jsonl:\n      enabled: true\n      path: {lines}"))
+    workflow = tmp_path / "qa.yaml"
+    workflow.write_text(text, encoding="utf-8")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"e{n}", "inputs": {"question": q}, "expected": e})
+                            + "\n" for n, (q, e) in enumerate(
+                                [(f"Mail {EMAIL} my key {API_KEY}", "Paris"),
+                                 (f"Is {CARD} valid?", EMAIL)])), encoding="utf-8")
+    judge = _judge(json.dumps({"verdict": "PASS", "rationale": f"mentions {EMAIL}"}),
+                   json.dumps({"verdict": "FAIL", "rationale": "no"}))
+    result = evaluate_workflow(workflow, data, [judge, Contains()], demo=True,
+                               tracking_uri=mlflow_store, experiment=experiment_name)
+    written = lines.read_text(encoding="utf-8").splitlines()
+    assert len(written) == 2  # one line of facts per example
+    _no_secret("\n".join(written))
+    client = MlflowClient(mlflow_store)
+    exp = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs([exp.experiment_id], max_results=200)
+    kinds = {r.data.tags.get(Tag.KIND) for r in runs}
+    assert Kind.EVALUATION in kinds and len(runs) > 4  # evaluation, examples, nodes, judge
+    judge_runs = [r for r in runs if r.data.tags.get(Tag.WORKFLOW_NAME, "").endswith("_judge")]
+    assert judge_runs, "the judge's own runs are written beside the evaluation"
+    for run in runs:
+        _no_secret(json.dumps([run.data.params, run.data.tags, run.info.run_name]))
+        for artifact in client.list_artifacts(run.info.run_id):
+            if not artifact.is_dir:
+                path = client.download_artifacts(run.info.run_id, artifact.path, str(tmp_path))
+                _no_secret(Path(path).read_text(encoding="utf-8", errors="replace"))
+    table = client.download_artifacts(result.run_id, Artifact.EVAL_RESULTS, str(tmp_path))
+    assert "<EMAIL>" in Path(table).read_text(encoding="utf-8")  # redacted, not dropped

@@ -171,7 +171,11 @@ def _evaluate(
     invoke = _invoker(app)
     judge_handler = None
     if any(getattr(s, "uses_model", False) for s in scorers):
-        judge_handler = MLflowCallbackHandler(config, workflow_name=f"{name}_judge",
+        # The evaluation's MLflow block and pipeline settings (redaction above all: the
+        # judge's prompts hold the example's inputs and answer), no other sink.
+        judge_config = handler.observability.model_copy(
+            update={"prometheus": None, "jsonl": None, "otel": None, "online_eval": None})
+        judge_handler = MLflowCallbackHandler(judge_config, workflow_name=f"{name}_judge",
                                               workflow_version=version or None)
     run = client.create_run(
         experiment_id,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from configurable_agents.config.schema import MLFlowConfig
+from configurable_agents.config.schema import MLFlowConfig, ObservabilityConfig
 from configurable_agents.config.workflow import WorkflowConfig, load_workflow
 from configurable_agents.evaluation import experiments
 from configurable_agents.evaluation.dataset import Dataset, DatasetError, load_dataset
@@ -42,6 +42,19 @@ def mlflow_config(workflow: WorkflowConfig, tracking_uri: str | None,
     if experiment:
         update["experiment_name"] = experiment
     return base.model_copy(update=update)
+
+
+def observability_config(workflow: WorkflowConfig, mlflow: MLFlowConfig) -> ObservabilityConfig:
+    """The workflow's whole observability block, as ``run`` uses it, for its evaluation.
+
+    The pipeline settings (redaction, pricing, tags, sampling...) and every enabled sink
+    apply to the example runs as to any run; ``mlflow`` is the block from
+    :func:`mlflow_config` (switched on, the command line's overrides). Online evaluation
+    is left out: the evaluation scores each example itself, and scoring it twice would
+    double the judge's calls.
+    """
+    base = workflow.config.observability or ObservabilityConfig()
+    return base.model_copy(update={"mlflow": mlflow, "online_eval": None})
 
 
 def _register_prompts(handler: MLflowCallbackHandler, flow: WorkflowConfig,
@@ -94,10 +107,11 @@ def evaluate_workflow(
     app = build_graph(flow, default_factory(demo=use_demo,
                                             timeout=execution.timeout if execution else None))
     config = mlflow_config(flow, tracking_uri, experiment)
+    observability = observability_config(flow, config)
     demo_tag = use_demo or any(flow.node_llm(n).provider == "demo" for n in flow.nodes)
     run_metadata = {**dict(metadata or {}), **invocation_metadata(flow, demo=demo_tag)}
     handler = MLflowCallbackHandler(
-        config, workflow_name=flow.flow.name, workflow_version=flow.flow.version,
+        observability, workflow_name=flow.flow.name, workflow_version=flow.flow.version,
         params={Param.GLOBAL_MODEL: flow.llm.model,
                 Param.GLOBAL_TEMPERATURE: flow.llm.temperature},
     )
