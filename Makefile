@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # Everything that needs no server process and no whole-journey walk (marked in tests/conftest.py).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not services and not slow" --durations=10
+	$(BIN)/python -m pytest -m "not services and not slow" -n auto --durations=10
 
 # The docs site (MkDocs + Material) on http://127.0.0.1:8000; the CLI and config reference
 # pages are generated at build time (scripts/mkdocs_hooks.py). docs-build: what CI checks.

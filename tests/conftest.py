@@ -126,9 +126,39 @@ SERVICE_FIXTURES = frozenset({"postgres_cluster", "postgres_uri", "mlflow_server
 SERVICE_STARTERS = ("MlflowServer", "PrometheusServer", "start_postgres")
 
 
+# ... and what takes seconds on its own (over ~3 s on the 2-core CI machine, from
+# `pytest --durations=40`): fresh interpreters, thousand-node graphs, whole journeys, the
+# real-world programs. Whole modules by file name, single tests by name.
+SLOW_MODULES = frozenset({
+    "test_mlflow_import_race.py", "test_robustness.py", "test_eval_e2e.py",
+    "test_docs_site.py", "test_dataset_export.py", "test_dspy_optimize.py",
+    "test_benchmarks_smoke.py", "test_production_sampling.py", "test_retention.py",
+    "test_report_readers.py", "test_trust_eval.py", "test_hardening_names.py",
+    "test_hardening_fuzz.py", "test_report_untrusted.py",
+})
+SLOW_TESTS = frozenset({
+    "test_asyncio_gather_100_ainvoke", "test_32_threads_share_one_handler",
+    "test_env_flag_attaches_handler_with_zero_code", "test_state_is_freed_after_export",
+    "test_untrusted_metadata_and_names_are_plain_attribute_data",
+    "test_langchain_autolog_on_skips_our_trace",
+    "test_3000_invocations_with_metadata_labels_keep_series_and_scrape_bounded",
+    "test_adversarial_megabyte_strings_finish_quickly",
+    "test_five_megabyte_string_finishes_quickly",
+    "test_disk_full_leaves_no_tmp_debris_and_stale_tmp_is_cleaned",
+    "test_one_scrape_shows_the_sum_of_two_worker_processes",
+    "test_promtool_unit_tests_cover_every_shipped_rule",
+    "test_any_metadata_text_is_one_escaped_label_value",
+    "test_log_system_metrics_attaches_mlflow_monitor",
+})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
         starts = module is not None and any(hasattr(module, n) for n in SERVICE_STARTERS)
         if starts or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+        path = getattr(item, "path", None)
+        if path is not None and (path.name in SLOW_MODULES or path.parent.name == "realworld"
+                                 or getattr(item, "originalname", item.name) in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
