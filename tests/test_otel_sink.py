@@ -208,3 +208,27 @@ def test_untrusted_metadata_and_names_are_plain_attribute_data(
     (root,) = [s for s in spans if s.parent_span_id == ""]
     assert root.name == f"invoke_workflow {name}"
     assert root.attributes["gen_ai.workflow.name"] == name
+
+
+def test_no_queue_of_ours_in_front_of_the_sdks_span_queue(tmp_path) -> None:
+    """Pipeline queue, then the SDK's BatchSpanProcessor queue: the OTel sink runs no worker
+    thread (and queue) of its own in between."""
+    import threading
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from configurable_agents.config.otel_config import OTelConfig
+    from configurable_agents.observability import MLflowCallbackHandler
+    from configurable_agents.observability.sinks.otel.sink import OTelSink
+
+    exporter = InMemorySpanExporter()
+    handler = MLflowCallbackHandler({"enabled": False},
+                                    sinks=[OTelSink(OTelConfig(enabled=True), exporter=exporter)])
+    from tests.fakes import repeating
+    from tests.test_handler_shapes import article_writer
+
+    article_writer(repeating("t", 10, 2)).invoke({"topic": "x"}, config={"callbacks": [handler]})
+    assert handler.flush(10)
+    assert exporter.get_finished_spans()  # the workflow's spans were delivered
+    assert not [t for t in threading.enumerate() if t.name.startswith("configurable-agents-otel")]
+    handler.close(10)

@@ -62,7 +62,10 @@ class OTelConfig(StrictModel):
         le=600,
         description="Per-export timeout in seconds; unset: OTEL_EXPORTER_OTLP_TIMEOUT.",
     )
-    queue_size: int = Field(default=1000, ge=1, description="Workflows waiting for the sink.")
+    queue_size: int = Field(
+        default=1000, ge=1,
+        description="Accepted for old configs, no effect: spans wait in the SDK's "
+                    "BatchSpanProcessor queue (OTEL_BSP_MAX_QUEUE_SIZE).")
     flush_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("endpoint")

@@ -63,7 +63,8 @@ class Pipeline:
         self.journal = Journal(settings.durability, self.sinks)
         inline = not settings.async_logging
         self.workers = [
-            SinkWorker(s, diagnostics, block_on_full=settings.block_on_full, inline=inline)
+            SinkWorker(s, diagnostics, block_on_full=settings.block_on_full,
+                       inline=inline or s.inline_export)
             for s in self.sinks
         ]
         for sink in self.sinks:

@@ -77,6 +77,9 @@ class Sink(ABC):
     workers: int = 1
     #: Bounded queue in front of the workers; past it :meth:`spill` decides.
     queue_size: int = 1000
+    #: True for a sink whose export only hands work to a bounded queue of its own (OTel's
+    #: BatchSpanProcessor): it runs on the pipeline's thread, no queue of ours in front.
+    inline_export: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.counters = Counters()

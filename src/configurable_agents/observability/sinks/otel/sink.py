@@ -40,6 +40,9 @@ class OTelSink(Sink):
     """Spans per workflow, node, model call and tool call (GenAI semantic conventions)."""
 
     name = "otel"
+    # Building spans is quick; the SDK's BatchSpanProcessor is the bounded queue in front of
+    # the exporter. A queue of ours as well would be the third after the pipeline's.
+    inline_export = True
 
     def __init__(self, config: OTelConfig, *, exporter: SpanExporter | None = None) -> None:
         super().__init__()
