@@ -106,14 +106,25 @@ class OneShotRestStore(RestStore):
         return spans
 
 
-class _OwnStoreTracking(TrackingServiceClient):
+class _OwnStore:
+    """Mixed into an MLflow client class whose ``store`` property builds the store from
+    the process-wide settings: this one answers with the store it was given."""
+
     def __init__(self, tracking_uri: str, store: RestStore) -> None:
         self._own_store = store
-        super().__init__(tracking_uri)
+        super().__init__(tracking_uri)  # type: ignore[call-arg]
 
     @property
-    def store(self) -> RestStore:  # type: ignore[override]
+    def store(self) -> RestStore:
         return self._own_store
+
+
+class _OwnStoreTracking(_OwnStore, TrackingServiceClient):
+    """The tracking service of our writer's ``MlflowClient``."""
+
+
+class _OwnStoreTracing(_OwnStore, TracingClient):
+    """Our trace writer's ``TracingClient``."""
 
 
 def build_client(tracking_uri: str, timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> MlflowClient:
@@ -135,16 +146,6 @@ def build_tracing_client(tracking_uri: str,
     if not tracking_uri.startswith(("http://", "https://")):
         return TracingClient(tracking_uri)
     return _OwnStoreTracing(tracking_uri, OneShotRestStore(tracking_uri, timeout_s))
-
-
-class _OwnStoreTracing(TracingClient):
-    def __init__(self, tracking_uri: str, store: RestStore) -> None:
-        self._own_store = store
-        super().__init__(tracking_uri)
-
-    @property
-    def store(self) -> RestStore:  # type: ignore[override]
-        return self._own_store
 
 
 def is_transient(exc: BaseException) -> bool:
