@@ -13,8 +13,9 @@ back to the spool instead of writing a second file.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from configurable_agents.names import Tag
 from configurable_agents.observability.sinks.mlflow.traces import (
@@ -54,6 +55,18 @@ class ShippingSink(Protocol):
     def take_journal(self, langchain_run_id: str) -> Path | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SpoolContext:
+    """What a pending trace needs if its span batch fails (spooled like a workflow) or
+    lands (``journal``: its ``durability: disk`` file, removed then)."""
+
+    experiment: str
+    langchain_run_id: str
+    plan: RunPlan
+    run_id: str
+    journal: Path | None
+
+
 def write_trace(sink: ShippingSink, facts: WorkflowFacts, plan: RunPlan, run_id: str,
                 experiment: tuple[str, str]) -> None:
     """The trace after its runs: info now, spans batched; a failure never touches the runs.
@@ -68,7 +81,7 @@ def write_trace(sink: ShippingSink, facts: WorkflowFacts, plan: RunPlan, run_id:
 
     def batch_sent(group: list[PendingSpans]) -> None:
         for item in group:
-            if (journal := _context(item)[4]) is not None:
+            if (journal := _context(item).journal) is not None:
                 with contextlib.suppress(OSError):
                     sink.spool.done(journal)
 
@@ -82,8 +95,8 @@ def write_trace(sink: ShippingSink, facts: WorkflowFacts, plan: RunPlan, run_id:
         on_trace_batch_sent(sink.writer, batch_sent)
         pending = export_trace(sink.writer, facts, plan, experiment_id, run_id,
                                sink.plan_options, batched=batched,
-                               context=(name, facts.langchain_run_id, plan, run_id,
-                                        journal)) is not None and batched
+                               context=SpoolContext(name, facts.langchain_run_id, plan,
+                                                    run_id, journal)) is not None and batched
     except Exception as exc:
         sink.diagnostics.internal_error("export:trace", exc)
         with contextlib.suppress(Exception):  # never point at a trace that is not there
@@ -122,12 +135,13 @@ def spool_failed_batch(spool: Spool, diagnostics: Diagnostics, group: list[Pendi
     )
     spooled = 0
     for item in group:
-        experiment, langchain_run_id, plan, run_id, journal = _context(item)
+        context = _context(item)
         try:
-            if journal is not None:  # already on disk (durability: disk), trace included
-                spool.release(journal)
+            if context.journal is not None:  # on disk already (durability: disk), with its trace
+                spool.release(context.journal)
             else:
-                spool.put(experiment, langchain_run_id, run_id, plan, spoolable_trace(item))
+                spool.put(context.experiment, context.langchain_run_id, context.run_id,
+                          context.plan, spoolable_trace(item))
         except OSError as spool_exc:
             diagnostics.internal_error("spool:trace", spool_exc)
             continue
@@ -135,6 +149,5 @@ def spool_failed_batch(spool: Spool, diagnostics: Diagnostics, group: list[Pendi
     return spooled
 
 
-def _context(item: PendingSpans) -> tuple[str, str, Any, str, Path | None]:
-    experiment, langchain_run_id, plan, run_id, journal = item.context
-    return experiment, langchain_run_id, plan, run_id, journal
+def _context(item: PendingSpans) -> SpoolContext:
+    return cast(SpoolContext, item.context)  # the only context this module hands over
